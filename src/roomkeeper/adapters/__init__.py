@@ -1,0 +1,1 @@
+"""Adapters: bind the core to NATS, memory, HTTP and the command line."""

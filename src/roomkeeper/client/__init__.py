@@ -1,0 +1,1 @@
+"""The client SDK: keys, request signing, frames, HTTP and NATS."""
