@@ -27,8 +27,9 @@ test: lint
 	$(BIN)/coverage run -m pytest -q
 	$(BIN)/coverage report --include='src/roomkeeper/core/*' --fail-under=100 --show-missing --skip-covered
 
+# Cluster, soak and other long tests. Exit status 5 means none were collected.
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
