@@ -159,3 +159,39 @@ def _websocket_upgrade_status(port: int) -> int:
         sock.sendall(request.encode())
         status_line = sock.recv(1024).split(b"\r\n", 1)[0]
     return int(status_line.split()[1])
+
+
+async def _replicated_stream_replicas(url: str) -> int:
+    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream(timeout=2)
+        info = await js.add_stream(name="R3", subjects=["r3.>"], num_replicas=3)
+        return int(info.config.num_replicas or 0)
+    finally:
+        await nc.close()
+
+
+def test_three_nodes_form_a_jetstream_cluster(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(3)]
+    routes = tuple(f"nats://127.0.0.1:{port}" for port in ports)
+    nodes = [
+        NatsServerProcess(tmp_path / f"n{i}", server_name=f"n{i}",
+                          cluster=ClusterConfig(name="rk", port=port, routes=routes))
+        for i, port in enumerate(ports)
+    ]
+    try:
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            node.wait_healthy()
+        assert asyncio.run(_replicated_stream_replicas(nodes[0].url)) == 3
+    finally:
+        for node in nodes:
+            node.stop()
+    assert not any(node.running for node in nodes)
+
+
+def test_wait_healthy_reports_a_stopped_server(tmp_path: Path) -> None:
+    srv = NatsServerProcess(tmp_path)
+    with pytest.raises(NatsServerError, match="not running"):
+        srv.wait_healthy(timeout=0.1)

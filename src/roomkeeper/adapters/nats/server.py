@@ -199,6 +199,18 @@ class NatsServerProcess:
     ) -> None:
         self.stop()
 
+    def wait_healthy(self, timeout: float | None = None) -> None:
+        """Wait for the full ``/healthz``: for a cluster node that means the routes are up
+        and JetStream has a meta leader, so replicated streams can be created. start()
+        does not wait for it, because a node alone never gets there."""
+        deadline = time.monotonic() + (self.ready_timeout if timeout is None else timeout)
+        while not self._healthy(""):
+            if not self.running:
+                raise NatsServerError(f"nats-server is not running:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise NatsServerError(f"nats-server {self.server_name} is not healthy")
+            time.sleep(_POLL_INTERVAL)
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -222,10 +234,11 @@ class NatsServerProcess:
                 )
             time.sleep(_POLL_INTERVAL)
 
-    def _healthy(self) -> bool:
-        """JetStream is enabled and the client port is bound. ``js-enabled-only`` keeps a
-        cluster node that waits for its peers from counting as unready."""
-        url = f"http://{self.host}:{self.http_port}/healthz?js-enabled-only=true"
+    def _healthy(self, query: str = "?js-enabled-only=true") -> bool:
+        """The monitoring endpoint says healthy and the client port is bound. By default
+        only "JetStream is enabled" is asked for, so that a cluster node waiting for its
+        peers counts as started."""
+        url = f"http://{self.host}:{self.http_port}/healthz{query}"
         try:
             with _NO_PROXY.open(url, timeout=1.0) as resp:
                 healthy = resp.status == 200
