@@ -273,8 +273,8 @@ class ChatMessage:
 
     Encoded as compact UTF-8 JSON ``{"type":"chat","text":...,"sent_at":<ms since epoch>}``.
     ``sent_at`` is a timezone-aware datetime; encoding truncates it to the millisecond. It is
-    the sender's claim of the time, not a trusted timestamp. Unknown fields are ignored when decoding so that later
-    clients can add some.
+    the sender's claim of the time, not a trusted timestamp. Unknown fields are ignored when
+    decoding so that later clients can add some.
     """
 
     text: str
