@@ -201,6 +201,8 @@ MALFORMED_IDENTITIES = {
         seed=b64url(VECTOR_SEED).replace("-", "+").replace("_", "/")),
     "seed trailing-bit alias": identity_doc(seed=b64url(VECTOR_SEED)[:-1] + "V"),
     "seed too short": identity_doc(seed=b64url(VECTOR_SEED[:31])),
+    "duplicate seed": identity_doc()[:-1] + ', "seed": "' + b64url(bytes(32)) + '"}',
+    "deep nesting": "[" * 100_000 + "]" * 100_000,
     "seed stray character": identity_doc(seed=b64url(VECTOR_SEED)[:-1] + "!"),
 }
 
@@ -327,6 +329,8 @@ MALFORMED_KEYRINGS = {
     "short key": keyring_doc({ROOM_A: b64url(bytes(16))}),
     "key not a string": keyring_doc({ROOM_A: 7}),
     "padded key": keyring_doc({ROOM_A: b64url(bytes(32)) + "="}),
+    "duplicate room": keyring_doc({ROOM_A: b64url(bytes(32))}).replace(
+        "}}", f', "{ROOM_A}": "{b64url(b"x" * 32)}"}}}}'),
 }
 
 

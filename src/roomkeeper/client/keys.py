@@ -317,9 +317,11 @@ def _check_mode(path: Path, mode: int) -> None:
 def _load_document(path: Path, fmt: str, fields: set[str]) -> dict[str, Any]:
     """The JSON object in ``path`` after checking its format, version and field names."""
     try:
-        doc = json.loads(_read_private(path))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = json.loads(_read_private(path), object_pairs_hook=_unique_fields)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise MalformedKeyFile(f"{path} is not JSON", path=path) from None
+    except _DuplicateField as dup:
+        raise MalformedKeyFile(f"{path}: field {dup.args[0]!r} appears twice", path=path) from None
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise MalformedKeyFile(f"{path} is not a {fmt} file", path=path)
     version = doc.get("version")
@@ -330,6 +332,20 @@ def _load_document(path: Path, fmt: str, fields: set[str]) -> dict[str, Any]:
     if set(doc) != expected:
         odd = sorted(set(doc) ^ expected)
         raise MalformedKeyFile(f"{path}: missing or unknown fields {odd}", path=path)
+    return doc
+
+
+class _DuplicateField(Exception):
+    pass
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of duplicate names; for a key file that would be an ambiguity.
+    doc: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in doc:
+            raise _DuplicateField(name)
+        doc[name] = value
     return doc
 
 
