@@ -68,7 +68,10 @@ _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class IdentityError(RoomkeeperError):
-    """A key file (identity or keyring) cannot be used. ``path`` names the file."""
+    """A key file (identity or keyring) cannot be used. ``path`` names the file.
+
+    Raised as is, with code ``key_file_unreadable``, when the OS refuses the read for a
+    reason other than the ones the subclasses cover."""
 
     code = "identity_error"
 
