@@ -51,7 +51,8 @@ def signed_request(request: Request, body: bytes, public_authority: str | None) 
     path, query = raw_target(request.scope)
     headers = request.headers
     return SignedRequest(
-        method=request.method,
+        # Werkzeug upper-cases request.method; the signature covers the method as sent.
+        method=str(request.scope["method"]),
         authority=public_authority or headers.get("Host", ""),
         path=path,
         query=query,
