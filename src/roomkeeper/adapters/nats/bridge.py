@@ -37,7 +37,7 @@ from nats.js import JetStreamContext
 
 from roomkeeper.core import BackendUnavailable
 
-from .errors import describe, translate_errors
+from .errors import check_connected, describe, translate_errors
 
 __all__ = [
     "DEFAULT_SUBSCRIPTION_BUFFER",
@@ -275,6 +275,18 @@ class NatsConnection:
     client: Client
     js: JetStreamContext
 
+    async def call(self, fn: Callable[[Unpack[Ts]], Awaitable[T]], *args: *Ts) -> T:
+        """``bridge.call``, but failing fast (ConnectionClosedError or
+        ConnectionReconnectingError, see errors.check_connected) while disconnected."""
+        return await self.bridge.call(_when_connected, self.client, fn, *args)
+
+
+async def _when_connected(
+    client: Client, fn: Callable[[Unpack[Ts]], Awaitable[T]], *args: *Ts
+) -> T:
+    check_connected(client)
+    return await fn(*args)
+
 
 @asynccontextmanager
 async def open_connection(
@@ -316,7 +328,8 @@ async def _connect(url: str, name: str, deadline: float) -> Client:
         log.warning("NATS error: %s", describe(exc))
 
     async def on_disconnected() -> None:
-        log.warning("disconnected from NATS; reconnecting")
+        if not client.is_closed:  # a close we asked for is not news
+            log.warning("disconnected from NATS; reconnecting")
 
     async def on_reconnected() -> None:
         log.info("reconnected to NATS at %s", client.connected_url)

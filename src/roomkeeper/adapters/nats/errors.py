@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
 
 from roomkeeper.core import BackendUnavailable, NotFound
 
@@ -22,6 +23,7 @@ __all__ = [
     "JS_STREAM_NAME_IN_USE",
     "JS_STREAM_NOT_FOUND",
     "UNAVAILABLE",
+    "check_connected",
     "describe",
     "is_stream_not_found",
     "translate_errors",
@@ -53,6 +55,16 @@ def describe(exc: BaseException) -> str:
     often just "nats: timeout")."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check_connected(client: Client) -> None:
+    """Fail fast while the client is not connected. nats-py would buffer a request
+    through a reconnect and the caller would wait out its whole timeout; a quick 503
+    with Retry-After serves an HTTP caller better."""
+    if client.is_closed:
+        raise nats.errors.ConnectionClosedError
+    if not client.is_connected:
+        raise nats.errors.ConnectionReconnectingError
 
 
 def is_stream_not_found(exc: BaseException) -> bool:
