@@ -25,6 +25,7 @@ from roomkeeper.core import (
     StreamSpec,
     StreamState,
 )
+from tests.conftest import NatsServer
 
 
 def spec_for(name: str, **changes: Any) -> StreamSpec:
@@ -285,7 +286,7 @@ async def test_a_reader_learns_of_a_deleted_stream(
 
 @pytest.mark.slow
 async def test_a_stopped_server_is_backend_unavailable_and_data_survives_a_restart(
-    store: NatsStreamStore, stream_name: str, nats_server: Any
+    store: NatsStreamStore, stream_name: str, nats_server: NatsServer
 ) -> None:
     spec = spec_for(stream_name)
     await filled(store, spec, 3)

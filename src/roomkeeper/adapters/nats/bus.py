@@ -1,0 +1,70 @@
+"""NatsBus: the Bus port on core NATS (no JetStream ack).
+
+Flush policy: ``publish`` returns once the server has processed the message. nats-py's
+own ``publish`` only appends to a client-side buffer that a background task writes out
+later, and while reconnecting it keeps buffering without complaint; returning then would
+report success for a frame that may never leave the process. So each publish is followed
+by a flush (PING/PONG) in the same crossing: one extra loopback round trip, which is
+small next to the HTTP request that carries the frame, and a flush that cannot complete
+becomes BackendUnavailable. A stream that captures the subject has received the message
+by then, though storing it is asynchronous on the server, so an immediate stream info
+may not count it yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from nats.aio.client import Client
+
+from .bridge import DEFAULT_SUBSCRIPTION_BUFFER, BridgedSubscription, NatsConnection
+from .errors import translate_errors
+
+__all__ = ["NatsBus", "Subscription"]
+
+#: Bound on the flush after a publish.
+FLUSH_TIMEOUT = 5
+
+
+class Subscription:
+    """The payloads published on one subject, in order. ``dropped`` counts frames the
+    bridge dropped because this subscriber fell ``buffer`` frames behind."""
+
+    def __init__(self, bridged: BridgedSubscription) -> None:
+        self._bridged = bridged
+
+    @property
+    def dropped(self) -> int:
+        return self._bridged.dropped
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        msg = await self._bridged.receive()
+        data: bytes = msg.data
+        return data
+
+
+class NatsBus:
+    def __init__(
+        self, conn: NatsConnection, *, buffer: int = DEFAULT_SUBSCRIPTION_BUFFER
+    ) -> None:
+        self._conn = conn
+        self._buffer = buffer
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        with translate_errors(f"publish to {subject}"):
+            await self._conn.call(_publish_flushed, self._conn.client, subject, data)
+
+    @asynccontextmanager
+    async def subscribe(self, subject: str) -> AsyncIterator[Subscription]:
+        bridge = self._conn.bridge
+        async with bridge.subscribe(self._conn.client, subject, buffer=self._buffer) as sub:
+            yield Subscription(sub)
+
+
+async def _publish_flushed(client: Client, subject: str, data: bytes) -> None:
+    await client.publish(subject, data)
+    await client.flush(timeout=FLUSH_TIMEOUT)
