@@ -4,7 +4,6 @@ stored changes. Each case is signed correctly, so it reaches the handlers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -92,8 +91,10 @@ async def test_bad_input_is_a_json_4xx_and_changes_nothing(
     case: tuple[str, str, bytes, dict[str, str], int, str],
 ) -> None:
     method, template, body, headers, status, code = case
-    fill: Callable[[str], str] = lambda text: text.replace("{id}", room["id"]).replace(
-        "{bob}", api.keyid("bob"))
+
+    def fill(text: str) -> str:
+        return text.replace("{id}", room["id"]).replace("{bob}", api.keyid("bob"))
+
     before = await api.snapshot()
     calls.clear()
 

@@ -124,6 +124,7 @@ async def serve_forever(
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    parse_bind(args.bind)  # a usage error, before anything starts
     make_deployment = _select_deployment(args)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -175,22 +176,23 @@ def _read_body(args: argparse.Namespace) -> bytes:
         raise UsageError(f"cannot read --data-file {args.data_file}: {exc.strerror}") from None
 
 
-def signed_headers(identity: Identity, method: str, url: str, body: bytes,
-                   authority: str | None, now: float) -> dict[str, str]:
-    host, path, query = request_target(url, authority)
+def signed_headers(identity: Identity, method: str, target: tuple[str, str, str],
+                   body: bytes, now: float) -> dict[str, str]:
+    authority, path, query = target
     created = int(now)
     return sign_request(
-        identity.seed, method.upper(), host, path, query, body,
+        identity.seed, method.upper(), authority, path, query, body,
         created=created, expires=created + SIGNATURE_LIFETIME,
         nonce=secrets.token_urlsafe(16),  # 128 random bits, as API.md asks
     )
 
 
 def run_sign(args: argparse.Namespace) -> int:
+    # Arguments first, so a typo is reported before the identity file is touched.
+    target = request_target(args.url, args.authority)
     body = _read_body(args)
     identity = Identity.load(args.identity)
-    headers = signed_headers(identity, args.method, args.url, body, args.authority, time.time())
-    for name, value in headers.items():
+    for name, value in signed_headers(identity, args.method, target, body, time.time()).items():
         print(f"{name}: {value}")
     return 0
 

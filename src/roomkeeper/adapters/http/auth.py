@@ -52,7 +52,7 @@ def signed_request(request: Request, body: bytes, public_authority: str | None) 
     headers = request.headers
     return SignedRequest(
         # Werkzeug upper-cases request.method; the signature covers the method as sent.
-        method=str(request.scope["method"]),
+        method=str(request.scope.get("method", request.method)),
         authority=public_authority or headers.get("Host", ""),
         path=path,
         query=query,
