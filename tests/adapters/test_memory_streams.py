@@ -81,14 +81,14 @@ async def test_the_duplicate_window_ends(streams: MemoryStreamStore, clock: Manu
     assert await streams.publish(s.subjects[0], b"x", msg_id="m") == 2
 
 
-async def test_a_duplicate_window_longer_than_max_age_is_refused(
-    streams: MemoryStreamStore,
-) -> None:
-    # nats-server refuses it too (err_code 10052).
-    s = dataclasses.replace(spec(max_age=10), duplicate_window_seconds=60)
-    with pytest.raises(ValueError, match="duplicate window"):
-        await streams.ensure(s)
-    assert await streams.info(s.name) is None
+async def test_zero_limits_mean_unlimited(streams: MemoryStreamStore, clock: ManualClock) -> None:
+    # As in nats-server, which stores 0 for max_age and max_msgs as "no limit".
+    s = dataclasses.replace(spec(), limits=StreamLimits(max_age_seconds=0, max_msgs=0))
+    await streams.ensure(s)
+    await streams.publish(s.subjects[0], b"kept", msg_id="m")
+    clock.advance(DUPLICATE_WINDOW_SECONDS - 1)
+    assert await streams.publish(s.subjects[0], b"kept", msg_id="m") == 1
+    assert await streams.info(s.name) == StreamState(1, 1, 1, 0)
 
 
 @pytest.mark.parametrize("name", ["", "has.dot", "star*", "gt>", "white space", "a/b"])

@@ -4,9 +4,13 @@ Every suite here is written against the Protocols in roomkeeper.ports only, and 
 once per entry of IMPLEMENTATIONS. To run them against another implementation, add
 one entry: a name and an async context manager factory yielding a Backend whose
 ports all talk to the same backend (so that a bus publish reaches its streams, R3).
+The factory gets the test's FixtureRequest, so it can ask for other fixtures (a
+session server, say) with ``request.getfixturevalue``.
 
 Time: ``advance(seconds)`` moves the backend's clock forward. The memory backend
-moves a ManualClock; a real server just sleeps, so keep every age short (1-2 s).
+moves a ManualClock; a real server just sleeps, so keep every age short (1-2 s). On an
+implementation declared ``real_time``, the tests that use ``advance`` are marked slow,
+which keeps the default run fast.
 Isolation: tests make unique stream names, subjects, room ids and keyids, so a
 factory may share one server between tests.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import trio
@@ -45,7 +50,7 @@ class Capture:
 
 
 @asynccontextmanager
-async def memory_backend() -> AsyncIterator[Backend]:
+async def memory_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     clock = ManualClock()
     deployment = memory_deployment(clock=clock)
     assert deployment.streams is not None
@@ -58,15 +63,39 @@ async def memory_backend() -> AsyncIterator[Backend]:
                   now=clock, advance=advance)
 
 
-#: name -> factory. Real NATS joins with one line: IMPLEMENTATIONS["nats"] = nats_backend.
-IMPLEMENTATIONS: dict[str, Callable[[], AbstractAsyncContextManager[Backend]]] = {
-    "memory": memory_backend,
+BackendFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[Backend]]
+
+
+@dataclass(frozen=True)
+class Implementation:
+    factory: BackendFactory
+    #: advance() really sleeps, so tests that use it take seconds.
+    real_time: bool = False
+
+
+#: Real NATS joins with one entry: "nats": Implementation(nats_backend, real_time=True).
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    "memory": Implementation(memory_backend),
 }
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here not in item.path.parents:
+            continue
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "advance" not in getattr(item, "fixturenames", ()):
+            continue
+        name = callspec.params.get("backend")
+        if name in IMPLEMENTATIONS and IMPLEMENTATIONS[name].real_time:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    async with IMPLEMENTATIONS[request.param]() as opened:
+    async with IMPLEMENTATIONS[request.param].factory(request) as opened:
         yield opened
 
 

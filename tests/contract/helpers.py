@@ -28,14 +28,10 @@ DEADLINE = 2.0
 
 
 def new_spec(*, max_msgs: int | None = None, max_age: float | None = None) -> StreamSpec:
-    """A fresh room's stream spec, from the core's one stream-config function (R8).
-    With max_age, the duplicate window shrinks to fit (the server requires it)."""
+    """A fresh room's stream spec, from the core's one stream-config function (R8)."""
     room_id = new_room_id(os.urandom(16))
     limits = StreamLimits(max_age_seconds=max_age, max_msgs=max_msgs)
-    spec = stream_config_for_room(room_id, limits=limits)
-    if max_age is not None:
-        spec = dataclasses.replace(spec, duplicate_window_seconds=max_age)
-    return spec
+    return stream_config_for_room(room_id, limits=limits)
 
 
 def with_limits(spec: StreamSpec, *, max_msgs: int | None = None) -> StreamSpec:

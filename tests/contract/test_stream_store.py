@@ -145,6 +145,18 @@ async def test_max_age_expires_old_messages(
     assert await stream_store.fetch(spec.name, 1, 10) == frames(3)
 
 
+async def test_a_duplicate_window_longer_than_max_age_is_cut_to_fit(
+    stream_store: StreamStore, advance: Advance
+) -> None:
+    # The server refuses a window longer than max_age; ensure shortens it instead.
+    spec = new_spec(max_age=1)
+    assert spec.duplicate_window_seconds > 1
+    await stream_store.ensure(spec)
+    assert await stream_store.publish(spec.subjects[0], b"f1", msg_id="m-1") == 1
+    await advance(1.5)
+    assert await stream_store.publish(spec.subjects[0], b"f2", msg_id="m-1") == 2
+
+
 async def test_a_duplicate_msg_id_returns_the_original_seq(stream_store: StreamStore) -> None:
     spec = new_spec()
     await stream_store.ensure(spec)

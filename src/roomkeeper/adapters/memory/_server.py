@@ -99,7 +99,3 @@ def _check_spec(spec: StreamSpec) -> None:
         raise ValueError(f"invalid stream name: {spec.name!r}")
     if not spec.subjects or not all(valid_pattern(s) for s in spec.subjects):
         raise ValueError(f"invalid stream subjects: {spec.subjects!r}")
-    max_age = spec.limits.max_age_seconds
-    if max_age is not None and spec.duplicate_window_seconds > max_age:
-        # nats-server err_code 10052: "duplicates window can not be larger then max age".
-        raise ValueError("the duplicate window cannot be longer than max_age")
