@@ -266,7 +266,7 @@ def window_deletions(stream: FakeStream, request: PageRequest, page: Page) -> in
     return sum(low <= d <= high for d in stream.deleted)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_slicer_matches_the_model_in_bounded_rounds(data: st.DataObject) -> None:
     stream = data.draw(fake_streams())
