@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roomkeeper.adapters.memory import subject_matches, subjects_overlap
@@ -72,12 +72,14 @@ _PATTERNS = st.builds(
 _LITERALS = st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=5).map(".".join)
 
 
+@settings(max_examples=50)
 @given(_PATTERNS, _PATTERNS, _LITERALS)
 def test_patterns_matching_a_common_subject_overlap(a: str, b: str, subject: str) -> None:
     if subject_matches(a, subject) and subject_matches(b, subject):
         assert subjects_overlap(a, b)
 
 
+@settings(max_examples=50)
 @given(_PATTERNS, _PATTERNS)
 def test_overlapping_patterns_share_a_subject(a: str, b: str) -> None:
     # Brute force over every literal of up to 5 tokens from the same alphabet, plus "c"
