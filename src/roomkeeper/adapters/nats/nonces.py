@@ -71,7 +71,7 @@ async def open_nonce_store(
 ) -> NatsNonceStore:
     """Ensure the nonces bucket (one crossing) and return the store."""
     with translate_errors(f"ensure KV bucket {bucket}"):
-        kv = await conn.bridge.call(ensure_bucket, conn.js, nonces_bucket_config(replicas, bucket))
+        kv = await conn.call(ensure_bucket, conn.js, nonces_bucket_config(replicas, bucket))
     return NatsNonceStore(conn, kv, clock=clock)
 
 
@@ -79,14 +79,14 @@ class NatsNonceStore:
     def __init__(
         self, conn: NatsConnection, kv: KeyValue, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self._bridge = conn.bridge
+        self._conn = conn
         self._kv = kv
         self._clock = clock
 
     async def add(self, keyid: KeyId, nonce: str, expires_at: float) -> bool:
         ttl = entry_ttl(expires_at, self._clock())
         with translate_errors("remember a nonce"):
-            return await self._bridge.call(_create, self._kv, nonce_key(keyid, nonce), ttl)
+            return await self._conn.call(_create, self._kv, nonce_key(keyid, nonce), ttl)
 
 
 async def _create(kv: KeyValue, key: str, ttl: float) -> bool:

@@ -162,18 +162,18 @@ async def open_room_store(
     """Ensure the rooms bucket (one crossing) and return the store. Instances that
     share ``bucket`` on one NATS share their rooms."""
     with translate_errors(f"ensure KV bucket {bucket}"):
-        kv = await conn.bridge.call(ensure_bucket, conn.js, rooms_bucket_config(replicas, bucket))
+        kv = await conn.call(ensure_bucket, conn.js, rooms_bucket_config(replicas, bucket))
     return NatsRoomStore(conn, kv)
 
 
 class NatsRoomStore:
     def __init__(self, conn: NatsConnection, kv: KeyValue) -> None:
-        self._bridge = conn.bridge
+        self._conn = conn
         self._kv = kv
 
     async def get(self, room_id: RoomId) -> VersionedRoom | None:
         with translate_errors(f"get room {room_id}"):
-            entry = await self._bridge.call(_get, self._kv, KEY_PREFIX + room_id)
+            entry = await self._conn.call(_get, self._kv, KEY_PREFIX + room_id)
         if entry is None:
             return None
         data, revision = entry
@@ -191,18 +191,18 @@ class NatsRoomStore:
             # update(last=0) would mean "must not exist": a revision is never below 1.
             raise RevisionConflict(f"room {room.id} was never at revision {expected_revision}")
         with translate_errors(f"put room {room.id}"):
-            return await self._bridge.call(
+            return await self._conn.call(
                 _put, self._kv, KEY_PREFIX + room.id, encode_room(room), expected_revision
             )
 
     async def delete(self, room_id: RoomId) -> None:
         with translate_errors(f"delete room {room_id}"):
-            await self._bridge.call(_purge, self._kv, KEY_PREFIX + room_id)
+            await self._conn.call(_purge, self._kv, KEY_PREFIX + room_id)
 
     async def list_by_member(self, keyid: KeyId) -> tuple[Room, ...]:
         """The member's rooms, sorted by room id (the order does not depend on writes)."""
         with translate_errors("list rooms"):
-            values = await self._bridge.call(_scan, self._kv)
+            values = await self._conn.call(_scan, self._kv)
         rooms = (_decode_or_skip(key, data) for key, data in sorted(values.items()))
         return tuple(room for room in rooms if room is not None and room.is_member(keyid))
 
