@@ -110,6 +110,19 @@ async def test_ensuring_twice_creates_once_and_never_updates(
     assert await store.info(stream_name) == StreamState(1, 0, 0, 0)
 
 
+async def test_zero_limits_mean_unlimited_and_ensure_stays_a_no_op(
+    store: NatsStreamStore, nats_conn: NatsConnection, stream_name: str
+) -> None:
+    # The server stores max_msgs 0 as -1: comparing naively would update every time.
+    spec = spec_for(stream_name, limits=StreamLimits(max_age_seconds=0, max_msgs=0))
+    async with ApiSpy(nats_conn) as spy:
+        await store.ensure(spec)
+        await store.ensure(spec)
+        assert not [s for s in await spy.subjects() if ".UPDATE." in s]
+    config = await raw_config(nats_conn, stream_name)
+    assert (config["max_msgs"], config["max_age"]) == (-1, 0)
+
+
 async def test_a_changed_limit_updates_in_place_and_keeps_messages(
     store: NatsStreamStore, nats_conn: NatsConnection, stream_name: str
 ) -> None:

@@ -274,6 +274,8 @@ class NatsConnection:
     bridge: NatsBridge
     client: Client
     js: JetStreamContext
+    #: Seconds a request may take (``js`` was made with the same timeout).
+    request_timeout: float = 5.0
 
     async def call(self, fn: Callable[[Unpack[Ts]], Awaitable[T]], *args: *Ts) -> T:
         """``bridge.call``, but failing fast (ConnectionClosedError or
@@ -304,7 +306,8 @@ async def open_connection(
     async with _maybe_bridge(bridge) as active:
         client = await active.call(_connect, url, name, connect_timeout)
         try:
-            yield NatsConnection(active, client, client.jetstream(timeout=request_timeout))
+            js = client.jetstream(timeout=request_timeout)
+            yield NatsConnection(active, client, js, request_timeout)
         finally:
             with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                 await active.call(_drain_quietly, client)

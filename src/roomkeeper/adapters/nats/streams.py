@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats.js.errors
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
@@ -45,7 +44,7 @@ _API = "$JS.API"
 def stream_config(spec: StreamSpec) -> StreamConfig:
     """The one translation of a StreamSpec into a JetStream stream config (R8: the spec
     itself comes from ``core.stream_config_for_room``)."""
-    max_age = spec.limits.max_age_seconds or 0.0
+    max_age = spec.limits.max_age_seconds or 0.0  # None and 0 both mean unlimited
     window = spec.duplicate_window_seconds
     if max_age:
         # The server rejects a duplicate window longer than max_age.
@@ -60,7 +59,7 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         duplicate_window=window,
         num_replicas=spec.replicas,
         max_age=max_age,
-        max_msgs=spec.limits.max_msgs if spec.limits.max_msgs is not None else -1,
+        max_msgs=spec.limits.max_msgs or -1,  # 0 is unlimited too, as the server reads it
     )
 
 
@@ -76,16 +75,19 @@ def owned(config_json: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class NatsStreamStore:
-    """``fetch_timeout`` bounds each batch round trip; ``fallback_concurrency`` bounds
-    the get-by-sequence requests in flight on the fallback path."""
+    """``fetch_timeout`` bounds each batch round trip (default: the connection's
+    request timeout); ``fallback_concurrency`` bounds the get-by-sequence requests in
+    flight on the fallback path."""
 
     conn: NatsConnection
-    fetch_timeout: float = 5.0
+    fetch_timeout: float | None = None
     fallback_concurrency: int = 64
 
     def __post_init__(self) -> None:
         # Stream name -> how reads work on it. Touched on the bridge loop only.
         self._modes: dict[str, ReadMode] = {}
+        if self.fetch_timeout is None:
+            self.fetch_timeout = self.conn.request_timeout
 
     async def ensure(self, spec: StreamSpec) -> None:
         with translate_errors(f"ensure stream {spec.name}"):
@@ -139,7 +141,7 @@ class NatsStreamStore:
             except nats.js.errors.BadRequestError as exc:
                 if exc.err_code != JS_STREAM_NAME_IN_USE:
                     raise
-            if await _converge(self.conn.client, wanted.as_dict()):
+            if await _converge(self.conn, wanted.as_dict()):
                 return
         raise nats.js.errors.ServiceUnavailableError(
             description=f"stream {spec.name} kept changing during ensure"
@@ -149,7 +151,8 @@ class NatsStreamStore:
         mode = self._modes.get(name, ReadMode.BATCH)
         if mode is ReadMode.BATCH:
             messages, mode = await fetch_batch(
-                self.conn.client, name, start_seq, count, self.fetch_timeout
+                self.conn.client, name, start_seq, count,
+                self.fetch_timeout or self.conn.request_timeout,
             )
             if messages is not None:
                 self._modes[name] = mode
@@ -189,13 +192,13 @@ class NatsStreamStore:
                 raise
 
 
-async def _converge(client: Client, wanted: dict[str, Any]) -> bool:
+async def _converge(conn: NatsConnection, wanted: dict[str, Any]) -> bool:
     """The stream exists with another config: update the fields we own, keeping
     everything else the server (or an operator) set. False when the stream vanished
     meanwhile, so the caller creates it again."""
     name = wanted["name"]
     try:
-        current = (await _api(client, f"STREAM.INFO.{name}", b""))["config"]
+        current = (await _api(conn, f"STREAM.INFO.{name}", b""))["config"]
     except nats.js.errors.NotFoundError as exc:
         if is_stream_not_found(exc):
             return False
@@ -203,15 +206,16 @@ async def _converge(client: Client, wanted: dict[str, Any]) -> bool:
     if owned(current) == owned(wanted):
         return True  # equal already, e.g. another instance won the race
     patched = {**current, **{key: wanted[key] for key in OWNED_FIELDS}}
-    await _api(client, f"STREAM.UPDATE.{name}", json.dumps(patched).encode())
+    await _api(conn, f"STREAM.UPDATE.{name}", json.dumps(patched).encode())
     return True
 
 
-async def _api(client: Client, subject: str, payload: bytes) -> dict[str, Any]:
+async def _api(conn: NatsConnection, subject: str, payload: bytes) -> dict[str, Any]:
     """A JetStream API request on the raw JSON, so that a config round-trips with fields
     this nats-py version does not model."""
     try:
-        reply = await client.request(f"{_API}.{subject}", payload, timeout=5.0)
+        reply = await conn.client.request(
+            f"{_API}.{subject}", payload, timeout=conn.request_timeout)
     except nats.errors.NoRespondersError as exc:
         raise nats.js.errors.ServiceUnavailableError from exc
     body: dict[str, Any] = json.loads(reply.data)
