@@ -4,6 +4,7 @@ stream's own state is checked against it before a rerun trusts it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
@@ -14,9 +15,9 @@ from typing import Any
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
-from ._nats import connect
+from ._nats import connect, delete_msg
 from ._plan import SEED, Dataset, deleted_seqs, payload
 from ._streams import dataset_spec, stream_config
 
@@ -32,7 +33,7 @@ _STALL_SECONDS = 15.0
 _DELETE_WORKERS = 32
 #: Room left on the disk after a fill, so the benchmark never fills it up.
 _DISK_RESERVE = 2 << 30
-_MARKER_FORMAT = 1
+_MARKER_FORMAT = 2
 
 
 class FillError(RuntimeError):
@@ -83,7 +84,7 @@ async def _prepare(
         return Skipped(dataset, reason)
     await js.add_stream(stream_config(spec))
     await _publish(nc, js, dataset, spec.name, spec.subjects[0])
-    await _delete_interior(js, dataset, spec.name)
+    await _delete_interior(nc, dataset, spec.name)
     await _check_state(js, dataset, spec.name)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(_marker(dataset), indent=2))
@@ -103,22 +104,26 @@ def _marker(dataset: Dataset) -> dict[str, Any]:
 
 
 async def _reusable(js: JetStreamContext, dataset: Dataset, marker: Path) -> bool:
-    if not marker.exists():
+    """The marker says a fill finished with today's config, and the stream agrees."""
+    if not _marker_matches(dataset, marker):
         return False
     try:
-        if json.loads(marker.read_text()) != _marker(dataset):
-            return False
         await _check_state(js, dataset, dataset_spec(dataset).name)
-    except (json.JSONDecodeError, NotFoundError, FillError):
+    except (NotFoundError, FillError):
         return False
     return True
 
 
-async def _delete_stream(js: JetStreamContext, name: str) -> None:
+def _marker_matches(dataset: Dataset, marker: Path) -> bool:
     try:
+        return bool(json.loads(marker.read_text()) == _marker(dataset))
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+async def _delete_stream(js: JetStreamContext, name: str) -> None:
+    with contextlib.suppress(NotFoundError):
         await js.delete_stream(name)
-    except NotFoundError:
-        pass
 
 
 def _no_room_for(dataset: Dataset, data_dir: Path) -> str | None:
@@ -168,7 +173,7 @@ async def _wait_stored(js: JetStreamContext, stream: str, target: int) -> None:
         await asyncio.sleep(0.01)
 
 
-async def _delete_interior(js: JetStreamContext, dataset: Dataset, stream: str) -> None:
+async def _delete_interior(nc: Client, dataset: Dataset, stream: str) -> None:
     todo = sorted(deleted_seqs(dataset))
     if not todo:
         return
@@ -179,7 +184,7 @@ async def _delete_interior(js: JetStreamContext, dataset: Dataset, stream: str) 
         async def worker() -> None:
             # Workers share one iterator: bounded concurrency without a task per delete.
             for seq in it:
-                if not await js.delete_msg(stream, seq):
+                if not await delete_msg(nc, stream, seq):
                     raise FillError(f"{stream}: delete of seq {seq} was refused")
                 bar.update(1)
 

@@ -9,11 +9,12 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-__all__ = ["BatchGetError", "DirectBatchGet", "connect"]
+import nats
+
+__all__ = ["BatchGetError", "DirectBatchGet", "connect", "delete_msg"]
 
 _REQUEST_TIMEOUT = 30.0
 
@@ -37,6 +38,18 @@ async def connect(url: str) -> AsyncIterator[Client]:
         await nc.close()
     if errors:
         raise RuntimeError(f"NATS connection errors: {errors!r}")
+
+
+async def delete_msg(nc: Client, stream: str, seq: int) -> bool:
+    """The request nats-py's ``js.delete_msg`` sends, plus ``no_erase``.
+
+    nats-py always asks for a secure erase, which rewrites and syncs the record on disk:
+    about 160 deletes/s here, so 10% of a million would take over ten minutes. Without
+    it, about 17k/s. Readers cannot tell the two apart: the sequence is gone either way.
+    """
+    body = json.dumps({"seq": seq, "no_erase": True}).encode()
+    reply = await nc.request(f"$JS.API.STREAM.MSG.DELETE.{stream}", body, timeout=_REQUEST_TIMEOUT)
+    return bool(json.loads(reply.data).get("success"))
 
 
 class DirectBatchGet:

@@ -17,6 +17,8 @@ __all__ = [
     "PLANS",
     "Dataset",
     "Plan",
+    "count_label",
+    "deleted_seqs",
     "expected_page",
     "payload",
 ]
@@ -47,7 +49,7 @@ class Dataset:
 
     @property
     def label(self) -> str:
-        return f"{_count(self.backlog)} x {_size(self.frame)}, {self.deletes_pct}% deleted"
+        return f"{count_label(self.backlog)} x {_size(self.frame)}, {self.deletes_pct}% deleted"
 
     @property
     def deleted_count(self) -> int:
@@ -132,7 +134,7 @@ def expected_page(dataset: Dataset, limit: int) -> tuple[tuple[int, bytes], ...]
     return tuple((s, payload(s, dataset.frame)) for s in reversed(seqs))
 
 
-def _count(n: int) -> str:
+def count_label(n: int) -> str:
     for unit, scale in (("M", 1_000_000), ("k", 1_000)):
         if n >= scale and n % scale == 0:
             return f"{n // scale}{unit}"

@@ -10,9 +10,9 @@ from typing import Any
 
 from ._fill import Prepared, Skipped
 from ._measure import Measurement
-from ._plan import Plan
+from ._plan import Plan, count_label
 
-__all__ = ["Report", "Ratio", "ratios", "render_markdown", "write_all"]
+__all__ = ["Ratio", "Report", "ratios", "render_markdown", "write_all"]
 
 _HEADLINE_LIMIT = 1000
 _HEADLINE_FRAME = 256
@@ -186,6 +186,7 @@ def _plot(report: Report, path: Path) -> None:
 
     matplotlib.use("Agg")  # no display: the plot only goes to a file
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, title in report.titles.items():
@@ -197,6 +198,11 @@ def _plot(report: Report, path: Path) -> None:
         ax.fill_between(xs, med, p95, color=line.get_color(), alpha=0.15)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    # Plain numbers read better than powers of ten over one or two decades.
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    backlogs = sorted({m.case.dataset.backlog for m in report.measurements})
+    ax.set_xticks(backlogs, [count_label(b) for b in backlogs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("backlog (messages)")
     ax.set_ylabel("latency, ms (median; band up to p95)")
     ax.set_title(f"Newest {_HEADLINE_LIMIT} of 256 B frames, no deletions ({report.plan.mode})")

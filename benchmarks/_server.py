@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServerError", "NatsServer", "nats_server", "server_binary", "server_version"]
+__all__ = ["NatsServer", "ServerError", "nats_server", "server_binary", "server_version"]
 
 _START_TIMEOUT = 15.0
 

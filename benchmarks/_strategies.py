@@ -30,8 +30,15 @@ FetchRange = Callable[[int, int], Awaitable[Page]]
 
 
 class Strategy(Protocol):
-    name: str
-    title: str
+    @property
+    def name(self) -> str:
+        """Short id, used in the JSON and the ratios."""
+        ...
+
+    @property
+    def title(self) -> str:
+        """Column heading in the markdown table and legend in the plot."""
+        ...
 
     def unavailable(self) -> str | None:
         """Why this strategy cannot run here, or None."""
