@@ -26,7 +26,17 @@ from ._errors import (
     RoomkeeperError,
     Unauthorized,
 )
-from ._history import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, parse_page_request
+from ._history import (
+    DEFAULT_LIMIT,
+    EMPTY_PAGE,
+    MAX_CURSOR_DIGITS,
+    MAX_LIMIT,
+    HistorySlicer,
+    Page,
+    PageRequest,
+    SlicerState,
+    parse_page_request,
+)
 from ._ids import (
     ROOM_ID_ENTROPY_BYTES,
     KeyId,
@@ -63,6 +73,9 @@ from ._signing import (
     verify_request,
 )
 from ._usecases import (
+    MAX_CAS_ATTEMPTS,
+    MAX_MEMBERS,
+    MAX_NAME_LENGTH,
     CreateRoomRequest,
     Machine,
     Wiring,
@@ -83,8 +96,13 @@ __all__ = [
     "COVERED_COMPONENTS",
     "DEFAULT_LIMIT",
     "DUPLICATE_WINDOW_SECONDS",
+    "EMPTY_PAGE",
+    "MAX_CAS_ATTEMPTS",
     "MAX_CLOCK_SKEW",
+    "MAX_CURSOR_DIGITS",
     "MAX_LIMIT",
+    "MAX_MEMBERS",
+    "MAX_NAME_LENGTH",
     "MAX_WINDOW",
     "ROOM_ID_ENTROPY_BYTES",
     "SIGNATURE_TAG",
@@ -98,6 +116,7 @@ __all__ = [
     "EnsureStream",
     "FetchBatch",
     "Forbidden",
+    "HistorySlicer",
     "KeyId",
     "ListRooms",
     "LoadRoom",
@@ -114,6 +133,7 @@ __all__ = [
     "RoomId",
     "RoomkeeperError",
     "SignedRequest",
+    "SlicerState",
     "StoredMessage",
     "StreamInfo",
     "StreamLimits",
