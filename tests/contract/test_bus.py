@@ -5,7 +5,7 @@ from __future__ import annotations
 from roomkeeper.core import StoredMessage, StreamState
 from roomkeeper.ports import Bus
 
-from .conftest import Capture
+from .backend import Capture
 from .helpers import eventually, new_spec, new_subject_prefix, next_frame
 
 
