@@ -10,6 +10,7 @@ import dataclasses
 import json
 from typing import Any
 
+import nats.js.errors
 import pytest
 import trio
 from nats.aio.msg import Msg
@@ -253,6 +254,28 @@ async def test_a_server_that_ignores_batch_is_detected_and_read_by_sequence(
         async with ApiSpy(nats_conn) as spy:
             await store.fetch(stream_name, 1, 10)
             assert not [s for s in await spy.subjects() if "DIRECT.GET" in s]
+    finally:
+        await nats_conn.bridge.call(sub.unsubscribe)
+
+
+async def test_a_rejected_batch_request_is_a_bug_not_an_outage(
+    store: NatsStreamStore, nats_conn: NatsConnection, stream_name: str
+) -> None:
+    # The server answers a request it cannot parse with a 408 status: that is our
+    # mistake, so it must propagate as itself rather than turn into a 503.
+    client = nats_conn.client
+
+    async def reject(msg: Msg) -> None:
+        await client.publish(msg.reply, b"", headers={"Status": "408",
+                                                      "Description": "Bad Request"})
+
+    sub = await nats_conn.bridge.call(
+        client.subscribe, f"$JS.API.DIRECT.GET.{stream_name}", "", reject)
+    await nats_conn.bridge.call(client.flush)
+    try:
+        with pytest.raises(nats.js.errors.APIError) as caught:
+            await store.fetch(stream_name, 1, 10)
+        assert caught.value.code == 408
     finally:
         await nats_conn.bridge.call(sub.unsubscribe)
 

@@ -120,7 +120,11 @@ class NatsBridge:
         if self._thread is None or self._loop is None or self._closing:
             return
         loop, self._closing = self._loop, True
-        asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), loop).result()
+        cancelled = asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), loop)
+        try:
+            cancelled.result(timeout=CLEANUP_TIMEOUT)
+        except TimeoutError:
+            log.warning("tasks on the NATS bridge ignored cancellation; stopping anyway")
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join()
 
@@ -169,8 +173,10 @@ class NatsBridge:
         error = crossing.error
         if isinstance(error, asyncio.CancelledError):
             if crossing.aborted:
-                # Our scope is cancelled: this checkpoint raises trio.Cancelled.
+                # Our scope is cancelled: this checkpoint raises trio.Cancelled. (Only a
+                # KeyboardInterrupt delivered elsewhere gets past it.)
                 await trio.lowlevel.checkpoint()
+                raise BackendUnavailable("the call was interrupted", code="call_cancelled")
             raise BackendUnavailable("the NATS bridge closed during a call", code="bridge_closed")
         if error is not None:
             crossing.error = None  # break the traceback <-> crossing cycle
