@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from roomkeeper.ports import Bus, NonceStore, RoomStore, StreamStore
+from tests.nats.backend import nats_backend
 
 from .backend import Backend, Capture, Implementation, memory_backend
 
@@ -30,6 +31,7 @@ __all__ = ["IMPLEMENTATIONS", "Backend", "Capture"]
 #: Real NATS joins with one entry: "nats": Implementation(nats_backend, real_time=True).
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "memory": Implementation(memory_backend),
+    "nats": Implementation(nats_backend, real_time=True),
 }
 
 

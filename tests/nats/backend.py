@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -20,9 +19,7 @@ from roomkeeper.adapters.nats.bus import NatsBus
 from roomkeeper.adapters.nats.nonces import open_nonce_store
 from roomkeeper.adapters.nats.rooms import open_room_store
 from roomkeeper.adapters.nats.streams import NatsStreamStore
-
-if TYPE_CHECKING:
-    from tests.contract.conftest import Backend
+from tests.contract.backend import Backend
 
 __all__ = ["nats_backend"]
 
@@ -36,9 +33,6 @@ async def _stream_names(conn: NatsConnection) -> set[str]:
 
 @asynccontextmanager
 async def nats_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    # Imported here: the contract conftest imports this module.
-    from tests.contract.conftest import Backend
-
     server = request.getfixturevalue("nats_server")
     async with open_connection(server.url, connect_timeout=2) as conn:
         before = await _stream_names(conn)
