@@ -106,11 +106,15 @@ class RequestSigner:
 
 
 class SignatureAuth(httpx.Auth):
-    """Signs every request an ``httpx.Client`` or ``httpx.AsyncClient`` sends, redirects
-    included (each gets its own nonce).
+    """Signs every request an ``httpx.Client`` or ``httpx.AsyncClient`` sends, each
+    with its own nonce.
 
     The authority is, in order: ``authority`` given here, the signer's own, or the
     request URL's host[:port]. ``@path`` and ``@query`` come from the raw target.
+
+    httpx follows redirects *inside* one auth step, so a redirected request would carry
+    the first request's signature and be refused. The roomkeeper API never redirects;
+    leave ``follow_redirects`` off (httpx's default) with this auth.
     """
 
     #: The digest covers the body, so httpx must read it before the flow runs.
