@@ -20,6 +20,7 @@ from roomkeeper.adapters.nats import reads as reads_module
 from roomkeeper.adapters.nats.streams import NatsStreamStore, stream_config
 from roomkeeper.core import (
     BackendUnavailable,
+    Conflict,
     NotFound,
     StoredMessage,
     StreamLimits,
@@ -293,6 +294,16 @@ async def test_a_direct_get_nobody_answers_times_out_as_backend_unavailable(
             await store.fetch(stream_name, 1, 10)
     finally:
         await nats_conn.bridge.call(sub.unsubscribe)
+
+
+async def test_a_stream_whose_subjects_another_captures_is_a_conflict(
+    store: NatsStreamStore, stream_name: str
+) -> None:
+    await store.ensure(spec_for(stream_name))
+    with pytest.raises(Conflict) as caught:
+        await store.ensure(spec_for(f"{stream_name}_2", subjects=(f"t.{stream_name}",)))
+    assert caught.value.code == "stream_subjects_overlap"
+    assert await store.info(f"{stream_name}_2") is None
 
 
 async def test_publish_acks_with_the_sequence_and_dedupes_by_msg_id(

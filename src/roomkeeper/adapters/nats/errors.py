@@ -22,6 +22,7 @@ from roomkeeper.core import BackendUnavailable, NotFound
 __all__ = [
     "JS_STREAM_NAME_IN_USE",
     "JS_STREAM_NOT_FOUND",
+    "JS_SUBJECTS_OVERLAP",
     "UNAVAILABLE",
     "check_connected",
     "describe",
@@ -33,6 +34,8 @@ __all__ = [
 JS_STREAM_NOT_FOUND = 10059
 #: JetStream err_code: "stream name already in use with a different configuration".
 JS_STREAM_NAME_IN_USE = 10058
+#: JetStream err_code: "subjects overlap with an existing stream".
+JS_SUBJECTS_OVERLAP = 10065
 
 #: Exceptions that mean "the backend did not answer" rather than "we did something wrong".
 UNAVAILABLE: tuple[type[BaseException], ...] = (

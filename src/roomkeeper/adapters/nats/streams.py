@@ -18,10 +18,15 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
-from roomkeeper.core import StoredMessage, StreamSpec, StreamState
+from roomkeeper.core import Conflict, StoredMessage, StreamSpec, StreamState
 
 from .bridge import NatsConnection
-from .errors import JS_STREAM_NAME_IN_USE, is_stream_not_found, translate_errors
+from .errors import (
+    JS_STREAM_NAME_IN_USE,
+    JS_SUBJECTS_OVERLAP,
+    is_stream_not_found,
+    translate_errors,
+)
 from .reads import ReadMode, fetch_batch, fetch_by_sequence
 
 __all__ = ["OWNED_FIELDS", "NatsStreamStore", "stream_config"]
@@ -90,8 +95,16 @@ class NatsStreamStore:
             self.fetch_timeout = self.conn.request_timeout
 
     async def ensure(self, spec: StreamSpec) -> None:
+        """Create-or-update; Conflict(code="stream_subjects_overlap") when another
+        stream already captures one of the subjects."""
         with translate_errors(f"ensure stream {spec.name}"):
-            await self.conn.call(self._ensure, spec)
+            try:
+                await self.conn.call(self._ensure, spec)
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != JS_SUBJECTS_OVERLAP:
+                    raise
+                raise Conflict(f"another stream captures subjects of {spec.name}",
+                               code="stream_subjects_overlap") from exc
 
     async def info(self, name: str) -> StreamState | None:
         with translate_errors(f"info of stream {name}"):
@@ -119,6 +132,8 @@ class NatsStreamStore:
     async def delete_message(self, name: str, seq: int) -> None:
         """A message (or stream) that is already gone is not an error: the outcome the
         caller wanted holds either way."""
+        if seq < 1:
+            return  # no such sequence can exist (and the server cannot parse it)
         with translate_errors(f"delete message {seq} of stream {name}"):
             await self.conn.call(_delete_message, self.conn.js, name, seq)
 
