@@ -351,10 +351,10 @@ def _pct_encode_letter(path: str) -> str:
     return f"{head}/%{ord(last[0]):02X}{last[1:]}"
 
 
-def _pct_encode_slash(path: str) -> str:
-    """The second '/' as %2F: "/rooms%2Fr1/history"."""
+def _pct_encode_slash(path: str, instead: str = "%2F") -> str:
+    """The second '/' as %2F (or ``instead``): "/rooms%2Fr1/history"."""
     head, _, rest = path[1:].partition("/")
-    return f"/{head}%2F{rest}"
+    return f"/{head}{instead}{rest}"
 
 
 def _unpadded(raw: bytes) -> str:
@@ -484,7 +484,7 @@ BAD_CASES: list[tuple[str, Mutation]] = [
     ("path_pct_2F", lambda c: replace(c, path=_pct_encode_slash(c.path))),
     ("path_pct_encoded_letter", lambda c: replace(c, path=_pct_encode_letter(c.path))),
     ("path_trailing_slash", lambda c: replace(c, path=c.path + "/")),
-    ("path_double_slash", lambda c: replace(c, path="/" + c.path)),
+    ("path_double_slash", lambda c: replace(c, path=_pct_encode_slash(c.path, "//"))),
     ("changed_query", lambda c: replace(c, query=c.query + "0")),
     ("query_added_parameter", lambda c: replace(c, query=c.query + "&after=1")),
     ("query_dropped_or_added", lambda c: replace(c, query="" if c.query else "limit=1")),
