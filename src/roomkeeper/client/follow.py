@@ -1,0 +1,185 @@
+"""Following a room: its history, then its live frames, with no gap and no duplicate.
+
+The order of operations is what closes the seam between the two:
+
+1. Subscribe to the room's subject first, and buffer what arrives (unbounded, in a
+   background task, so a long backlog read cannot make the subscription drop frames).
+2. Then read the history: backwards from the newest frame with ``before`` until the
+   backlog asked for is covered, then forwards with ``after`` from the newest frame seen
+   until the server has nothing newer. The forward pass picks up what was stored while
+   the backward pass ran.
+3. Yield the history, oldest to newest; then the buffered live frames; then live frames
+   as they arrive.
+
+Every frame published after step 1 arrives live, and every frame stored before step 2
+finishes is in the history; a frame in both is yielded once, because frames are
+de-duplicated by nonce. De-duplication happens *after* verification, so a forged frame
+that copies a real frame's nonce cannot suppress the real one. Frames that fail
+verification are never yielded; they are listed in ``Follower.rejected``.
+
+The live source is any ``LiveFeed``: ``RoomsNats`` (core NATS, as a browser would), or
+``SubjectFeed`` around anything with a Bus-like ``subscribe(subject)``, such as the
+in-memory deployment's bus.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Final, Protocol
+
+import trio
+
+from roomkeeper.core import RoomId, subject_for_room
+
+from .history import Origin, ReceivedMessage, RejectedFrame, open_frame_or_reject
+from .http import MAX_PAGE, RoomsClient
+
+__all__ = [
+    "DEFAULT_BACKLOG",
+    "Follower",
+    "LiveFeed",
+    "SubjectFeed",
+    "SubjectSubscriber",
+    "follow_room",
+    "read_backlog",
+]
+
+#: Frames of history a follower starts with, unless told otherwise.
+DEFAULT_BACKLOG: Final = 200
+
+
+class LiveFeed(Protocol):
+    def subscribe_room(
+        self, room_id: RoomId
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Frames published in the room from now on: by the time the context is
+        entered, nothing published later can be missed."""
+        ...
+
+
+class SubjectSubscriber(Protocol):
+    def subscribe(self, subject: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+
+class SubjectFeed:
+    """A LiveFeed over anything that subscribes by subject (the ``Bus`` port's shape)."""
+
+    def __init__(self, subscriber: SubjectSubscriber) -> None:
+        self._subscriber = subscriber
+
+    def subscribe_room(
+        self, room_id: RoomId
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return self._subscriber.subscribe(subject_for_room(room_id))
+
+
+async def read_backlog(client: RoomsClient, room_id: str,
+                       backlog: int | None = DEFAULT_BACKLOG) -> list[bytes]:
+    """The newest ``backlog`` frames (None: all of them) plus whatever was stored while
+    they were read, oldest to newest."""
+    if backlog is not None and backlog <= 0:
+        return []
+    pages, newest = await _read_backwards(client, room_id, backlog)
+    frames = [frame for page in reversed(pages) for frame in page]
+    frames.extend(await _read_forwards(client, room_id, newest))
+    return frames
+
+
+async def _read_backwards(client: RoomsClient, room_id: str,
+                          backlog: int | None) -> tuple[list[tuple[bytes, ...]], int]:
+    """Pages newest first, and the newest sequence seen (0 when none)."""
+    pages: list[tuple[bytes, ...]] = []
+    newest, before = 0, None
+    remaining = math.inf if backlog is None else backlog
+    while remaining > 0:
+        page = await client.history(room_id, limit=int(min(remaining, MAX_PAGE)),
+                                    before=before)
+        pages.append(page.frames)
+        newest = newest or (page.last_seq or 0)
+        remaining -= len(page.frames)
+        if not page.has_more or page.first_seq is None:
+            break
+        before = page.first_seq
+    return pages, newest
+
+
+async def _read_forwards(client: RoomsClient, room_id: str, after: int) -> list[bytes]:
+    frames: list[bytes] = []
+    while True:
+        page = await client.history(room_id, limit=MAX_PAGE, after=after)
+        frames.extend(page.frames)
+        if not page.has_more or page.last_seq is None:
+            return frames
+        after = page.last_seq
+
+
+class Follower:
+    """An async iterator of ``ReceivedMessage``: the backlog, then live messages, each
+    once. It ends when the live feed ends; usually the caller stops it by leaving the
+    ``follow_room`` block."""
+
+    def __init__(self, backlog: list[bytes], live: trio.MemoryReceiveChannel[bytes],
+                 room_id: str, room_key: bytes) -> None:
+        self._backlog = deque(backlog)
+        self._live = live
+        self._room_id = room_id
+        self._room_key = room_key
+        self._seen: set[bytes] = set()
+        #: Frames that failed verification, in the order they were met.
+        self.rejected: list[RejectedFrame] = []
+        #: Frames that were dropped as already seen (the history/live overlap).
+        self.duplicates = 0
+
+    def __aiter__(self) -> Follower:
+        return self
+
+    async def __anext__(self) -> ReceivedMessage:
+        while True:
+            frame, origin = await self._next_frame()
+            message = self._accept(frame, origin)
+            if message is not None:
+                return message
+
+    async def _next_frame(self) -> tuple[bytes, Origin]:
+        if self._backlog:
+            await trio.lowlevel.checkpoint()
+            return self._backlog.popleft(), "history"
+        try:
+            return await self._live.receive(), "live"
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def _accept(self, frame: bytes, origin: Origin) -> ReceivedMessage | None:
+        result = open_frame_or_reject(frame, self._room_key, self._room_id, origin)
+        if isinstance(result, RejectedFrame):
+            self.rejected.append(result)
+            return None
+        if result.nonce in self._seen:
+            self.duplicates += 1
+            return None
+        self._seen.add(result.nonce)
+        return result
+
+
+@asynccontextmanager
+async def follow_room(client: RoomsClient, feed: LiveFeed, room_id: RoomId, room_key: bytes,
+                      *, backlog: int | None = DEFAULT_BACKLOG) -> AsyncIterator[Follower]:
+    """Subscribe, read the backlog, and yield a ``Follower`` (see the module doc).
+    ``backlog`` is how many frames of history to start with; None means all of them."""
+    send, receive = trio.open_memory_channel[bytes](math.inf)
+    async with feed.subscribe_room(room_id) as live, trio.open_nursery() as nursery:
+        nursery.start_soon(_pump, live, send)
+        frames = await read_backlog(client, room_id, backlog)
+        try:
+            yield Follower(frames, receive, room_id, room_key)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def _pump(live: AsyncIterator[bytes], send: trio.MemorySendChannel[bytes]) -> None:
+    async with send:
+        async for frame in live:
+            send.send_nowait(frame)

@@ -1,0 +1,190 @@
+"""``RoomsNats``: put frames into rooms and watch them live, over NATS, from Trio.
+
+Subjects and stream names come from the core (``subject_for_room``,
+``stream_config_for_room``, R8), never from a copy here. Two ways to publish:
+
+- ``publish``: a plain core-NATS publish, as a browser client does. No JetStream call
+  at all; the room's stream captures it all the same (R3).
+- ``publish_jetstream``: a JetStream publish that waits for the stream's ack and returns
+  the sequence. It carries ``Nats-Msg-Id`` = the frame nonce in hex, so a retry within
+  the stream's duplicate window is stored once.
+
+(The third way, through the server, is ``RoomsClient.publish``.)
+
+nats-py is asyncio-only: it runs on a private loop thread (``_aio.LoopThread``); each
+operation crosses once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any, Final
+
+import nats.errors
+import nats.js.errors
+import trio
+from nats.aio.client import Client
+
+from roomkeeper.core import BackendUnavailable, NotFound, RoomId, stream_config_for_room
+
+from ._aio import LoopThread, TrioInbox
+from .errors import ServerUnreachable
+from .frames import MIN_FRAME_BYTES, NONCE_BYTES
+
+__all__ = ["DEFAULT_NATS_URL", "RoomsNats", "frame_msg_id"]
+
+DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
+#: Seconds to wait for a flush or a JetStream ack.
+REQUEST_TIMEOUT: Final = 5
+#: Where the nonce sits in a version 1 frame (see ``roomkeeper.client.frames``).
+_NONCE_AT: Final = 1 + 32
+
+#: nats-py errors that mean "the server is not answering", not "we did it wrong".
+_UNAVAILABLE: Final = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.NoServersError,
+    nats.errors.TimeoutError,
+    nats.js.errors.ServiceUnavailableError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+def frame_msg_id(frame: bytes) -> str:
+    """The ``Nats-Msg-Id`` of a frame: its 24-byte nonce in hex. Unique per frame, and
+    the same for every retry of it."""
+    if len(frame) < MIN_FRAME_BYTES:
+        raise ValueError("not a frame: too short to hold a nonce")
+    return frame[_NONCE_AT:_NONCE_AT + NONCE_BYTES].hex()
+
+
+class RoomsNats:
+    """One NATS connection for room frames. Make it with ``RoomsNats.connect(url)``."""
+
+    def __init__(self, loop: LoopThread, client: Client, url: str) -> None:
+        self._loop = loop
+        self._client = client
+        self._url = url
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, url: str = DEFAULT_NATS_URL, *, name: str = "roomkeeper-client",
+                      connect_timeout: float = 5.0) -> AsyncIterator[RoomsNats]:
+        """Connected for the duration of the block, drained on exit. A server that does
+        not answer within ``connect_timeout`` is ``ServerUnreachable``."""
+        loop = LoopThread()
+        try:
+            client = await loop.call(_connect, url, name, connect_timeout)
+            try:
+                yield cls(loop, client, url)
+            finally:
+                with trio.move_on_after(REQUEST_TIMEOUT, shield=True):
+                    await loop.call(_drain, client)
+        finally:
+            loop.close()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    async def publish(self, room_id: RoomId, frame: bytes) -> None:
+        """A core-NATS publish on the room's subject, flushed: when this returns the
+        server has the frame. No JetStream involved."""
+        subject = stream_config_for_room(room_id).subjects[0]
+        await self._call(_publish_flushed, self._client, subject, frame)
+
+    async def publish_jetstream(self, room_id: RoomId, frame: bytes) -> int:
+        """A JetStream publish into the room's stream; the stream sequence once stored.
+        ``NotFound(code="stream_not_found")`` when the room has no stream (ephemeral, or
+        no JetStream on the server)."""
+        spec = stream_config_for_room(room_id)
+        headers = {"Nats-Msg-Id": frame_msg_id(frame)}
+        js = self._client.jetstream(timeout=REQUEST_TIMEOUT)
+        try:
+            ack = await self._call(js.publish, spec.subjects[0], frame, REQUEST_TIMEOUT,
+                                   spec.name, headers)
+        except nats.js.errors.NoStreamResponseError:
+            raise NotFound(f"room {room_id} has no stream", code="stream_not_found") from None
+        seq: int = ack.seq
+        return seq
+
+    @asynccontextmanager
+    async def subscribe_room(self, room_id: RoomId) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Frames published on the room's subject from now on (the subscription is
+        registered with the server before this yields), until the block exits."""
+        subject = stream_config_for_room(room_id).subjects[0]
+        inbox = TrioInbox()
+        sub = await self._call(_subscribe_flushed, self._client, subject, inbox)
+        try:
+            async with inbox.receive:
+                yield inbox.receive
+        finally:
+            inbox.close()
+            with trio.move_on_after(REQUEST_TIMEOUT, shield=True):
+                await self._loop.call(_unsubscribe_quietly, sub)
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await self._loop.call(fn, *args)
+        except _UNAVAILABLE as exc:
+            raise BackendUnavailable(f"NATS at {self._url}: {_describe(exc)}",
+                                     code="nats_unavailable") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _connect(url: str, name: str, deadline: float) -> Client:
+    client = Client()
+
+    async def quiet(_: Exception) -> None:
+        # nats-py reports reconnect attempts here; the failure is raised below instead.
+        return None
+
+    try:
+        # With unlimited reconnects nats-py would retry a first connect forever too.
+        await asyncio.wait_for(
+            client.connect(url, name=name, error_cb=quiet, allow_reconnect=True,
+                           max_reconnect_attempts=-1, reconnect_time_wait=1,
+                           connect_timeout=max(1, round(deadline))),
+            deadline)
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        await client.close()
+        raise ServerUnreachable(url, _describe(exc)) from None
+    return client
+
+
+async def _drain(client: Client) -> None:
+    try:
+        await client.drain()
+    except (nats.errors.Error, TimeoutError):
+        await client.close()
+
+
+async def _publish_flushed(client: Client, subject: str, data: bytes) -> None:
+    # nats-py's publish only fills a buffer; the flush makes "returned" mean "sent".
+    await client.publish(subject, data)
+    await client.flush(timeout=REQUEST_TIMEOUT)
+
+
+async def _subscribe_flushed(client: Client, subject: str, inbox: TrioInbox) -> Any:
+    async def forward(msg: Any) -> None:
+        await inbox.push(msg.data)
+
+    sub = await client.subscribe(subject, cb=forward)
+    # After the flush the server has the SUB: nothing published later can be missed.
+    await client.flush(timeout=REQUEST_TIMEOUT)
+    return sub
+
+
+async def _unsubscribe_quietly(sub: Any) -> None:
+    # A closed or draining connection has dropped the SUB already.
+    with suppress(nats.errors.Error):
+        await sub.unsubscribe()
