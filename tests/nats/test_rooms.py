@@ -3,6 +3,7 @@ malformed records, concurrent membership changes, and the bucket's configuration
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -209,6 +210,39 @@ async def test_a_malformed_record_is_skipped_by_list_and_unreadable_by_get(
             await rooms.get(broken)
     assert info.value.code == "corrupt_room_record"
     assert sum(broken in record.getMessage() for record in caplog.records) == 2
+
+
+async def test_a_list_during_writes_sees_every_room_once(
+    nats_conn: NatsConnection, bucket: str, rooms: NatsRoomStore
+) -> None:
+    """Hundreds of rooms (more than one flow-control window) while one of them keeps
+    changing: the scan still ends, and returns each room exactly once."""
+    owner = _keyid()
+    made = [_room(owner, name=f"r{i}") for i in range(600)]
+
+    async def create_all() -> None:
+        kv = await nats_conn.js.key_value(bucket)
+        await asyncio.gather(*(kv.create(KEY_PREFIX + r.id, encode_room(r)) for r in made))
+
+    await nats_conn.bridge.call(create_all)
+    busy = made[0]
+    revision = (await rooms.get(busy.id)).revision  # type: ignore[union-attr]
+
+    async def keep_renaming(cancel: trio.CancelScope) -> None:
+        nonlocal revision, busy
+        with cancel:
+            for i in range(1000):
+                busy = dataclasses.replace(busy, name=f"renamed {i}")
+                revision = await rooms.put(busy, revision)
+
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+        nursery.start_soon(keep_renaming, scope)
+        listed = await rooms.list_by_member(owner)
+        scope.cancel()
+
+    assert sorted(r.id for r in listed) == sorted(r.id for r in made)
+    assert {r.id: r for r in listed}[made[1].id] == made[1]
 
 
 async def test_racing_creates_of_one_id_have_one_winner(rooms: NatsRoomStore) -> None:
