@@ -15,6 +15,11 @@ How to replay a case over HTTP: send ``case.method`` to ``case.target`` with exa
 a server whose public authority is ``case.authority`` and whose clock reads the ``now``
 the case was made for (or a few seconds later). ``REPLAY_CASES`` hold what only the
 HTTP layer can check: send the request once (accepted), then again (401).
+
+Quart's test client rebuilds ``raw_path`` from the *decoded* path, which would undo the
+``%2F`` and ``%41``-style cases; give it the wire bytes with
+``scope_base={"raw_path": case.path.encode("latin-1")}``. Replayed that way against
+``create_app`` (with and without a public authority), every case gets 401.
 """
 
 from __future__ import annotations
