@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from roomkeeper.adapters.nats import NatsConnection
+from roomkeeper.adapters.nats import NatsConnection, open_connection
 from roomkeeper.adapters.nats.bus import NatsBus
 from roomkeeper.adapters.nats.deployment import (
     StartupError,
@@ -23,9 +23,22 @@ from roomkeeper.adapters.nats.deployment import (
 )
 from roomkeeper.adapters.nats.nonces import NatsNonceStore
 from roomkeeper.adapters.nats.rooms import NatsRoomStore
-from roomkeeper.adapters.nats.server import NatsServerProcess, find_nats_server, free_port
+from roomkeeper.adapters.nats.server import (
+    ClusterConfig,
+    NatsServerProcess,
+    find_nats_server,
+    free_port,
+)
 from roomkeeper.adapters.nats.streams import NatsStreamStore
-from roomkeeper.core import BackendUnavailable, KeyId, Mode, Room, encode_keyid, new_room_id
+from roomkeeper.core import (
+    BackendUnavailable,
+    KeyId,
+    Mode,
+    Room,
+    encode_keyid,
+    new_room_id,
+    stream_config_for_room,
+)
 from roomkeeper.ports import Deployment
 
 
@@ -243,3 +256,35 @@ def test_a_lifespan_deployment_needs_exactly_one_target(tmp_path: Path) -> None:
         nats_deployment()
     with pytest.raises(ValueError):
         nats_deployment("nats://127.0.0.1:4222", server=NatsServerProcess(tmp_path))
+
+
+@pytest.mark.slow
+async def test_on_a_cluster_kv_and_streams_share_the_replica_count(tmp_path: Path) -> None:
+    """R8 on three loopback nodes: --replicas 3 replicates the KV buckets and the room
+    streams alike."""
+    ports = [free_port() for _ in range(3)]
+    routes = tuple(f"nats://127.0.0.1:{port}" for port in ports)
+    nodes = [NatsServerProcess(tmp_path / f"n{i}", server_name=f"n{i}",
+                               cluster=ClusterConfig("rk", port, routes))
+             for i, port in enumerate(ports)]
+    try:
+        for node in nodes:
+            await trio.to_thread.run_sync(node.start)
+        for node in nodes:
+            await trio.to_thread.run_sync(node.wait_healthy)
+        async with open_nats_deployment(nodes[0].url, replicas=3) as deployment:
+            assert deployment.streams is not None
+            room = _room()
+            spec = stream_config_for_room(room.id, replicas=deployment.replicas)
+            await deployment.streams.ensure(spec)
+            await _round_trip(deployment)
+        async with open_connection(nodes[1].url, connect_timeout=2) as conn:
+
+            async def replicas() -> list[int]:
+                names = ("KV_roomkeeper_rooms", "KV_roomkeeper_nonces", spec.name)
+                return [(await conn.js.stream_info(n)).config.num_replicas for n in names]
+
+            assert await conn.call(replicas) == [3, 3, 3]
+    finally:
+        for node in nodes:
+            node.stop()
