@@ -195,3 +195,15 @@ def test_wait_healthy_reports_a_stopped_server(tmp_path: Path) -> None:
     srv = NatsServerProcess(tmp_path)
     with pytest.raises(NatsServerError, match="not running"):
         srv.wait_healthy(timeout=0.1)
+
+
+def test_the_log_tail_quotes_only_the_last_run(tmp_path: Path) -> None:
+    script = tmp_path / "fails"
+    script.write_text("#!/bin/sh\necho \"run $(cat " + str(tmp_path / "n") + ")\"\nexit 1\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    srv = NatsServerProcess(tmp_path, binary=script)
+    for run in ("first", "second"):
+        (tmp_path / "n").write_text(run)
+        with pytest.raises(NatsServerError, match=f"run {run}"):
+            srv.start()
+    assert "first" not in srv.log_tail()

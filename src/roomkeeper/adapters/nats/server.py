@@ -38,6 +38,8 @@ BINARY_NAME = "nats-server"
 LOOPBACK = "127.0.0.1"
 CONFIG_NAME = "nats-server.conf"
 LOG_NAME = "nats-server.log"
+#: Written to the log before each start, so that log_tail() quotes only the last run.
+RUN_MARKER = b"--- roomkeeper: starting nats-server ---\n"
 #: How much of the server's log a startup error quotes.
 LOG_TAIL_LINES = 20
 _POLL_INTERVAL = 0.01
@@ -161,6 +163,8 @@ class NatsServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config_text())
         with self.log_path.open("ab") as log:
+            log.write(RUN_MARKER)
+            log.flush()
             # The log file, not a pipe: a pipe nobody drains would block the server.
             self._proc = subprocess.Popen(
                 [str(binary), "-c", str(self.config_path)],
@@ -212,10 +216,12 @@ class NatsServerProcess:
             time.sleep(_POLL_INTERVAL)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines the current (or last) run logged; earlier runs are left out."""
         try:
-            text = self.log_path.read_text(errors="replace")
+            data = self.log_path.read_bytes()
         except OSError:
             return ""
+        text = data.rpartition(RUN_MARKER)[2].decode(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
     def _wait_ready(self) -> None:
