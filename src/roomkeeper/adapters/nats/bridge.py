@@ -139,6 +139,11 @@ class NatsBridge:
         def wake() -> None:
             trio.lowlevel.reschedule(trio_task)
 
+        def finish() -> None:
+            # RunFinishedError: the Trio run is gone, so nobody is waiting any more.
+            with suppress(trio.RunFinishedError):
+                token.run_sync_soon(wake)
+
         def on_done(task: asyncio.Task[T]) -> None:
             if task.cancelled():
                 crossing.error = asyncio.CancelledError()
@@ -146,11 +151,13 @@ class NatsBridge:
                 crossing.error = exc
             else:
                 crossing.value = task.result()
-            # RunFinishedError: the Trio run is gone, so nobody is waiting any more.
-            with suppress(trio.RunFinishedError):
-                token.run_sync_soon(wake)
+            finish()
 
         def start() -> None:
+            if self._closing:  # close() has cancelled everything already: don't start
+                crossing.error = asyncio.CancelledError()
+                finish()
+                return
             crossing.task = loop.create_task(_invoke(fn, *args))
             crossing.task.add_done_callback(on_done)
 
@@ -161,7 +168,9 @@ class NatsBridge:
 
         def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
             crossing.aborted = True
-            self._schedule(cancel)
+            # A closed loop has cancelled the task itself (close() waits for that).
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(cancel)
             # FAILED: keep waiting until the asyncio task is really done.
             return trio.lowlevel.Abort.FAILED
 
