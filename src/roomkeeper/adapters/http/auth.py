@@ -71,6 +71,6 @@ async def authenticate(
     verified = verify_request(
         signed_request(request, body, public_authority), now=deployment.clock()
     )
-    if not await deployment.nonces.add(verified.keyid, verified.nonce, float(verified.expires)):
+    if not await deployment.nonces.add(verified.keyid, verified.nonce, float(verified.replay_until)):
         raise Unauthorized("replayed nonce")
     return verified.keyid
