@@ -71,6 +71,7 @@ async def authenticate(
     verified = verify_request(
         signed_request(request, body, public_authority), now=deployment.clock()
     )
-    if not await deployment.nonces.add(verified.keyid, verified.nonce, float(verified.replay_until)):
+    remember_until = float(verified.replay_until)
+    if not await deployment.nonces.add(verified.keyid, verified.nonce, remember_until):
         raise Unauthorized("replayed nonce")
     return verified.keyid
