@@ -190,6 +190,14 @@ async def test_list_by_member_sees_current_membership_sorted_by_id(
     assert await rooms.list_by_member(_keyid()) == ()
 
 
+async def test_a_keyid_in_a_room_name_does_not_make_a_member(rooms: NatsRoomStore) -> None:
+    alice, bob = _keyid(), _keyid()
+    await rooms.put(_room(alice, name=bob), None)
+    await rooms.put(_room(alice, name=f'"{bob}"'), None)
+    assert await rooms.list_by_member(bob) == ()
+    assert len(await rooms.list_by_member(alice)) == 2
+
+
 async def test_list_of_an_empty_bucket_is_empty(rooms: NatsRoomStore) -> None:
     assert await rooms.list_by_member(_keyid()) == ()
 
@@ -202,7 +210,8 @@ async def test_a_malformed_record_is_skipped_by_list_and_unreadable_by_get(
     good = _room(owner)
     await rooms.put(good, None)
     broken = new_room_id(os.urandom(16))
-    await _raw_put(nats_conn, bucket, KEY_PREFIX + broken, b'{"v": 1, "truncated')
+    await _raw_put(nats_conn, bucket, KEY_PREFIX + broken,
+                   b'{"v": 1, "owner": "%s", "trunc' % owner.encode())
 
     with caplog.at_level(logging.ERROR, logger="roomkeeper.nats.rooms"):
         assert await rooms.list_by_member(owner) == (good,)

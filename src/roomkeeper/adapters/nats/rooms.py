@@ -25,8 +25,9 @@ Choices, and why:
   and a stale index either hides a room from a member or shows it to a former one.
   Correctness first.
 - **Malformed values** (not JSON, wrong fields or types, an unknown version, an id that
-  does not match its key) are logged as errors. ``list_by_member`` skips them, so one
-  bad record cannot take every member's room list down; ``get`` raises
+  does not match its key) are logged as errors. ``list_by_member`` skips them (it only
+  decodes values that contain the member's keyid), so one bad record cannot take every
+  member's room list down; ``get`` raises
   BackendUnavailable(code="corrupt_room_record"), because the room exists and must not
   be reported missing (a 404 would invite re-creating it).
 
@@ -209,7 +210,11 @@ class NatsRoomStore:
         """The member's rooms, sorted by room id (the order does not depend on writes)."""
         with translate_errors("list rooms"):
             values = await self._conn.call(_scan, self._conn.js, self._bucket)
-        rooms = (_decode_or_skip(key, data) for key, data in sorted(values.items()))
+        # A keyid is JSON-encoded as itself in quotes, so values without that text
+        # cannot list the member: skip them undecoded.
+        needle = f'"{keyid}"'.encode()
+        candidates = sorted((k, v) for k, v in values.items() if needle in v)
+        rooms = (_decode_or_skip(key, data) for key, data in candidates)
         return tuple(room for room in rooms if room is not None and room.is_member(keyid))
 
 
