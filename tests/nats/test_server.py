@@ -171,6 +171,7 @@ async def _replicated_stream_replicas(url: str) -> int:
         await nc.close()
 
 
+@pytest.mark.slow
 def test_three_nodes_form_a_jetstream_cluster(tmp_path: Path) -> None:
     ports = [free_port() for _ in range(3)]
     routes = tuple(f"nats://127.0.0.1:{port}" for port in ports)
