@@ -3,6 +3,7 @@ used as request headers (by httpx and by curl), ``keygen``, and usage errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import select
 import shutil
@@ -11,14 +12,18 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from roomkeeper.adapters import cli
 from roomkeeper.adapters.cli import main, parse_bind, request_target
+from roomkeeper.adapters.memory import memory_deployment
 from roomkeeper.client.keys import Identity
+from roomkeeper.ports import Deployment
 
 SCRIPT = Path(sys.executable).parent / "roomkeeper"
 START_TIMEOUT = 20.0
@@ -124,6 +129,29 @@ def test_plain_serve_without_nats_is_a_one_line_usage_error(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--memory" in err
+
+
+def test_a_backend_that_cannot_start_aborts_with_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A failed connect at startup must not hang, announce a server, or dump a trace."""
+
+    @asynccontextmanager
+    async def unreachable() -> AsyncIterator[None]:
+        raise RuntimeError("nats://127.0.0.1:1: connection refused")
+        yield  # pragma: no cover
+
+    def backends(args: object) -> Callable[[], Deployment]:
+        return lambda: dataclasses.replace(memory_deployment(), lifespan=unreachable)
+
+    monkeypatch.setattr(cli, "_select_deployment", backends)
+
+    status = main(["serve", "--bind", "127.0.0.1:0"])
+
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert out == ""
+    assert err == "roomkeeper serve: could not start: nats://127.0.0.1:1: connection refused\n"
 
 
 def test_keygen_writes_a_private_identity_and_never_overwrites(

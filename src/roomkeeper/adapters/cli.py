@@ -7,13 +7,15 @@ stopped the server), 1 when the command failed, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import secrets
 import signal
 import sys
 import time
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +23,6 @@ from urllib.parse import urlsplit
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
-from hypercorn.utils import LifespanFailureError
 
 from ..client.keys import Identity, IdentityError
 from ..core import sign_request
@@ -30,6 +31,8 @@ from .http import create_app
 from .memory import memory_deployment
 
 __all__ = ["main"]
+
+log = logging.getLogger("roomkeeper.cli")
 
 DEFAULT_BIND = "127.0.0.1:8080"
 #: How long a signature printed by ``roomkeeper sign`` stays valid (API.md allows 300).
@@ -95,8 +98,30 @@ def _select_deployment(args: argparse.Namespace) -> Callable[[], Deployment]:
 
 async def _wait_for_stop(receiver: AsyncIterable[int]) -> None:
     async for signum in receiver:
-        logging.getLogger("roomkeeper").info("%s: shutting down", signal.Signals(signum).name)
+        log.info("%s: shutting down", signal.Signals(signum).name)
         return
+
+
+class StartupFailed(Exception):
+    """The backends could not be opened: reported in one line, without a traceback."""
+
+
+@asynccontextmanager
+async def open_backends(deployment: Deployment) -> AsyncIterator[Deployment]:
+    """Enter the deployment's lifespan here, before the HTTP port opens, so that a
+    backend that cannot be reached stops startup with a clear message instead of a
+    server that announced itself and then died. The app gets the opened deployment
+    without a lifespan of its own; the backends drain after the last request."""
+    if deployment.lifespan is None:
+        yield deployment
+        return
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(deployment.lifespan())
+        except Exception as exc:
+            log.debug("startup failed", exc_info=True)
+            raise StartupFailed(str(exc) or type(exc).__name__) from exc
+        yield dataclasses.replace(deployment, lifespan=None)
 
 
 async def serve_forever(
@@ -111,16 +136,17 @@ async def serve_forever(
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None  # roomkeeper.http logs one line per request itself
-    app = create_app(make_deployment(), public_authority=public_authority)
-    # The receiver is open before the server starts, so an early Ctrl-C is not lost.
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our handler, once
+    # The receiver is open before anything starts, so an early Ctrl-C is not lost.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        stop = partial(_wait_for_stop, signals)
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                partial(hypercorn_serve, app, config, shutdown_trigger=stop)
-            )
-            for address in binds:
-                announce(f"roomkeeper: serving on {address}")
+        async with open_backends(make_deployment()) as deployment:
+            app = create_app(deployment, public_authority=public_authority)
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(partial(
+                    hypercorn_serve, app, config, shutdown_trigger=partial(_wait_for_stop,
+                                                                           signals)))
+                for address in binds:
+                    announce(f"roomkeeper: serving on {address}")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -134,14 +160,19 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         trio.run(partial(serve_forever, make_deployment, args.bind, args.public_authority,
                          announce=announce))
-    except* LifespanFailureError as group:
-        failure = f"could not start: {group.exceptions[0]}"
+    except* StartupFailed as group:
+        failure = f"could not start: {_first_leaf(group)}"
     except* OSError as group:
-        failure = f"cannot listen on {args.bind}: {group.exceptions[0]}"
+        failure = f"cannot listen on {args.bind}: {_first_leaf(group)}"
     if failure is not None:
         print(f"roomkeeper serve: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 # --- sign and keygen -----------------------------------------------------------------------

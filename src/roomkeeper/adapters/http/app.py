@@ -18,7 +18,7 @@ from ...core import RoomkeeperError, Unauthorized
 from ...ports import Deployment
 from ..driver import wiring_of
 from .auth import PUBLIC_PATHS, authenticate, raw_target, read_body
-from .responses import error_response, json_response
+from .responses import error_response, json_response, no_content
 from .routes import Api
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
@@ -69,7 +69,7 @@ def _preflight() -> Response:
     """A CORS preflight: answered without a signature, since browsers never sign it."""
     if isinstance(request.routing_exception, NotFound):
         raise request.routing_exception
-    response = Response(b"", status=204)
+    response = no_content()
     response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
     response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
     response.headers["Access-Control-Max-Age"] = "600"

@@ -19,6 +19,7 @@ __all__ = [
     "history_content_length",
     "history_response",
     "json_response",
+    "no_content",
     "page_chunks",
 ]
 
@@ -43,6 +44,13 @@ def json_response(
     value: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(dumps(value), status=status, headers=dict(headers or {}), content_type=JSON)
+
+
+def no_content() -> Response:
+    """204 without a Content-Type: there is no body to describe."""
+    response = Response(b"", status=204)
+    del response.headers["Content-Type"]
+    return response
 
 
 def error_response(error: RoomkeeperError) -> Response:

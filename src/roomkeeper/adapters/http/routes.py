@@ -30,7 +30,7 @@ from ...ports import Deployment
 from ..driver import drive
 from .bodies import decode_json, require_json_media_type
 from .openapi import openapi_document
-from .responses import history_response, json_response
+from .responses import history_response, json_response, no_content
 
 __all__ = ["Api"]
 
@@ -112,7 +112,7 @@ class Api:
 
     async def delete_room(self, room_id: str) -> Response:
         await drive(delete_room(room_id, caller(), self.wiring), self.deployment)
-        return Response(b"", status=204)
+        return no_content()
 
     async def add_member(self, room_id: str) -> Response:
         member = parse_member_body(json_body(request))
