@@ -77,25 +77,26 @@ class SubjectFeed:
 
 
 async def read_backlog(client: RoomsClient, room_id: str,
-                       backlog: int | None = DEFAULT_BACKLOG) -> list[bytes]:
+                       backlog: int | None = DEFAULT_BACKLOG, *,
+                       page_size: int = MAX_PAGE) -> list[bytes]:
     """The newest ``backlog`` frames (None: all of them) plus whatever was stored while
-    they were read, oldest to newest."""
+    they were read, oldest to newest, reading at most ``page_size`` frames a request."""
     if backlog is not None and backlog <= 0:
         return []
-    pages, newest = await _read_backwards(client, room_id, backlog)
+    pages, newest = await _read_backwards(client, room_id, backlog, page_size)
     frames = [frame for page in reversed(pages) for frame in page]
-    frames.extend(await _read_forwards(client, room_id, newest))
+    frames.extend(await _read_forwards(client, room_id, newest, page_size))
     return frames
 
 
-async def _read_backwards(client: RoomsClient, room_id: str,
-                          backlog: int | None) -> tuple[list[tuple[bytes, ...]], int]:
+async def _read_backwards(client: RoomsClient, room_id: str, backlog: int | None,
+                          page_size: int) -> tuple[list[tuple[bytes, ...]], int]:
     """Pages newest first, and the newest sequence seen (0 when none)."""
     pages: list[tuple[bytes, ...]] = []
     newest, before = 0, None
     remaining = math.inf if backlog is None else backlog
     while remaining > 0:
-        page = await client.history(room_id, limit=int(min(remaining, MAX_PAGE)),
+        page = await client.history(room_id, limit=int(min(remaining, page_size)),
                                     before=before)
         pages.append(page.frames)
         newest = newest or (page.last_seq or 0)
@@ -106,10 +107,11 @@ async def _read_backwards(client: RoomsClient, room_id: str,
     return pages, newest
 
 
-async def _read_forwards(client: RoomsClient, room_id: str, after: int) -> list[bytes]:
+async def _read_forwards(client: RoomsClient, room_id: str, after: int,
+                         page_size: int) -> list[bytes]:
     frames: list[bytes] = []
     while True:
-        page = await client.history(room_id, limit=MAX_PAGE, after=after)
+        page = await client.history(room_id, limit=page_size, after=after)
         frames.extend(page.frames)
         if not page.has_more or page.last_seq is None:
             return frames
@@ -166,13 +168,14 @@ class Follower:
 
 @asynccontextmanager
 async def follow_room(client: RoomsClient, feed: LiveFeed, room_id: RoomId, room_key: bytes,
-                      *, backlog: int | None = DEFAULT_BACKLOG) -> AsyncIterator[Follower]:
+                      *, backlog: int | None = DEFAULT_BACKLOG,
+                      page_size: int = MAX_PAGE) -> AsyncIterator[Follower]:
     """Subscribe, read the backlog, and yield a ``Follower`` (see the module doc).
     ``backlog`` is how many frames of history to start with; None means all of them."""
     send, receive = trio.open_memory_channel[bytes](math.inf)
     async with feed.subscribe_room(room_id) as live, trio.open_nursery() as nursery:
         nursery.start_soon(_pump, live, send)
-        frames = await read_backlog(client, room_id, backlog)
+        frames = await read_backlog(client, room_id, backlog, page_size=page_size)
         try:
             yield Follower(frames, receive, room_id, room_key)
         finally:

@@ -68,6 +68,9 @@ class VerifiedHistory:
     first_seq: int | None
     last_seq: int | None
     has_more: bool
+    #: Good frames left out because the page already held one with the same nonce
+    #: (the same frame published twice, e.g. a retried HTTP publish).
+    duplicates: int = 0
 
     @property
     def reasons(self) -> Counter[str]:
@@ -105,5 +108,17 @@ async def read_history(client: RoomsClient, room_id: str, room_key: bytes, *,
     """One page of history (see ``RoomsClient.history``), verified and decrypted."""
     page = await client.history(room_id, limit=limit, before=before, after=after)
     good, bad = open_frames(page.frames, room_key, room_id)
-    return VerifiedHistory(tuple(good), tuple(bad), page.first_seq, page.last_seq,
-                           page.has_more)
+    unique = _first_of_each_nonce(good)
+    return VerifiedHistory(tuple(unique), tuple(bad), page.first_seq, page.last_seq,
+                           page.has_more, duplicates=len(good) - len(unique))
+
+
+def _first_of_each_nonce(messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+    # After verification only: a forged copy of a nonce never got this far.
+    seen: set[bytes] = set()
+    unique = []
+    for message in messages:
+        if message.nonce not in seen:
+            seen.add(message.nonce)
+            unique.append(message)
+    return unique
