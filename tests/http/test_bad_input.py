@@ -67,6 +67,8 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
     ("GET", "/rooms/{id}/history?after=x", b"", {}, 400, "invalid_cursor"),
     ("GET", "/nowhere", b"", {}, 404, "not_found"),
     ("GET", "/rooms/{id}/nowhere", b"", {}, 404, "not_found"),
+    ("GET", "/rooms/", b"", {}, 404, "not_found"),  # no redirect: a 308 is not JSON
+    ("GET", "/rooms/{id}/history/", b"", {}, 404, "not_found"),
     ("PUT", "/rooms", b"", {}, 405, "method_not_allowed"),
     ("PATCH", "/rooms/{id}", b"", {}, 405, "method_not_allowed"),
     ("POST", "/rooms/{id}/history", b"", {}, 405, "method_not_allowed"),

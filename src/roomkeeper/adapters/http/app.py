@@ -44,9 +44,9 @@ def create_app(
     app = QuartTrio("roomkeeper.adapters.http")
     # Quart enforces this on Content-Length up front and on the bytes as they arrive.
     app.config["MAX_CONTENT_LENGTH"] = max_body
-    # "//rooms" must not redirect to "/rooms": a signature covers the path as sent.
+    # No redirects ("//rooms" to "/rooms"): a redirect is not JSON, and a signature
+    # covers the path as sent. Without trailing-slash rules, "/rooms/" is a plain 404.
     app.url_map.merge_slashes = False
-    app.url_map.strict_slashes = False
     Api(deployment, wiring_of(deployment)).register(app)
     _add_lifespan(app, deployment)
     _add_middleware(app, deployment, public_authority, max_body)
