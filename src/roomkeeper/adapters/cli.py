@@ -86,9 +86,13 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 
 def _select_deployment(args: argparse.Namespace) -> Callable[[], Deployment]:
-    """How to build the backends to serve (built inside the Trio run). The NATS
-    deployment (bundled nats-server by default, ``--nats URL`` for an existing one)
-    plugs in here once it exists."""
+    """How to build the backends to serve (built inside the Trio run).
+
+    The hook for NATS: ``roomkeeper.adapters.nats.deployment.nats_deployment`` already
+    has the shape needed here (a Deployment whose lifespan starts a bundled
+    ``NatsServerProcess`` or connects to a URL; ``open_backends`` turns its
+    StartupError into the one-line failure). Making it the default, and adding
+    ``--nats URL`` and ``--replicas``, is a change to this function and the parser."""
     if args.memory:
         return memory_deployment
     raise UsageError(
