@@ -42,9 +42,7 @@ async def read_body(request: Request, max_body: int) -> bytes:
     try:
         return await request.get_data(cache=True, as_text=False, parse_form_data=False)
     except RequestEntityTooLarge:
-        raise PayloadTooLarge(
-            f"the body is larger than {max_body} bytes", code="payload_too_large"
-        ) from None
+        raise PayloadTooLarge(f"the body is larger than {max_body} bytes") from None
 
 
 def signed_request(request: Request, body: bytes, public_authority: str | None) -> SignedRequest:
