@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/roomkeeper serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
