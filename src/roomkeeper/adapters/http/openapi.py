@@ -237,7 +237,7 @@ def _room_paths() -> Json:
                 "operationId": "removeMember",
                 "summary": "Remove a member: the owner, or the member themselves.",
                 "description": "The owner cannot be removed (409).",
-                "responses": _responses({"200": room}, "403", "404", "409", "503"),
+                "responses": _responses({"200": room}, "400", "403", "404", "409", "503"),
             },
         },
     }
