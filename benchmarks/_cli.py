@@ -11,15 +11,19 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from . import _registry as registry
 from ._fill import prepare_all
-from ._plan import PLANS, Plan
+from ._measure import Case, Measurement
+from ._plan import PLANS, Dataset, Plan
 from ._report import Report, render_markdown, write_all
 from ._server import nats_server, server_version
-from ._strategies import PROBES, STRATEGIES
+from ._strategies import Env, Probe, Strategy
 
 __all__ = ["main"]
 
@@ -30,17 +34,28 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     plan = PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]
     started = time.perf_counter()
-    report = Report(plan=plan, meta=_meta(plan),
-                    titles={s.name: s.title for s in STRATEGIES})
-    report.unavailable = {s.name: r for s in STRATEGIES if (r := s.unavailable())}
-    report.probes = {p.name: f"{p.title}: {p.reason}" for p in PROBES}
+    strategies, probes = registry.strategies(), registry.probes()
+    report = Report(plan=plan, meta=_meta(plan), titles={s.name: s.title for s in strategies})
+    report.unavailable = {s.name: r for s in strategies if (r := s.unavailable())}
+    report.unavailable |= {p.name: r for p in probes if (r := p.unavailable())}
+    runnable = [s for s in strategies if s.name not in report.unavailable]
+    probing = [p for p in probes if p.name not in report.unavailable]
     with nats_server(args.data_dir / "store") as server:
-        report.prepared, report.skipped = asyncio.run(
-            prepare_all(server.url, plan.datasets, args.data_dir)
+        env = Env(server.url, args.data_dir, plan)
+        extra = tuple(d for p in probing for d in p.needs(plan) if d not in plan.datasets)
+        ready, report.skipped = asyncio.run(
+            prepare_all(server.url, plan.datasets + tuple(dict.fromkeys(extra)), args.data_dir)
         )
         for skipped in report.skipped:
             _say(skipped.reason)
-        _run(report, server.url)
+        report.prepared = [p for p in ready if p.dataset in plan.datasets]
+        filled = {p.dataset for p in ready}
+        phases = {"prepare": time.perf_counter() - started}
+        _run_strategies(report, env, runnable)
+        phases["strategies"] = time.perf_counter() - started - sum(phases.values())
+        _run_probes(report, env, probing, filled)
+        phases["probes"] = time.perf_counter() - started - sum(phases.values())
+    report.meta["phase_seconds"] = {k: round(v, 2) for k, v in phases.items()}
     report.meta["elapsed_seconds"] = time.perf_counter() - started
     paths = write_all(report, args.out)
     print(render_markdown(report))
@@ -63,19 +78,45 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _run(report: Report, url: str) -> None:
-    # Dataset by dataset, every strategy in turn: ratios compare figures taken minutes
-    # apart at most, not a whole run apart.
-    from ._measure import Case
+def _run_strategies(report: Report, env: Env, runnable: Sequence[Strategy]) -> None:
+    """Dataset by dataset, in rounds, strategies in turn with the order rotating: ratios
+    compare figures taken seconds apart, not a whole run apart."""
+    plan = report.plan
+    per_round = max(1, plan.repeats // plan.rounds)
+    with ExitStack() as stack:
+        measures = [(s.name, stack.enter_context(s.open(env))) for s in runnable]
+        for prepared in report.prepared:
+            cases = [Case(prepared.dataset, prepared.stream, limit) for limit in plan.limits]
+            samples: dict[tuple[str, int], list[float]] = {}
+            for round_no in range(plan.rounds):
+                shift = round_no % max(1, len(measures))
+                for name, measure in measures[shift:] + measures[:shift]:
+                    for m in measure(cases, plan.warmup, per_round):
+                        samples.setdefault((name, m.case.limit), []).extend(m.samples)
+            for (name, limit), taken in samples.items():
+                case = Case(prepared.dataset, prepared.stream, limit)
+                report.measurements.append(Measurement(name, case, tuple(taken)))
+            _say_dataset(report, prepared.dataset)
 
-    runnable = [s for s in STRATEGIES if s.name not in report.unavailable]
-    for prepared in report.prepared:
-        cases = [Case(prepared.dataset, prepared.stream, limit) for limit in report.plan.limits]
-        for strategy in runnable:
-            results = strategy.measure(url, cases, report.plan)
-            report.measurements.extend(results)
-            summary = ", ".join(f"limit {m.case.limit}: {m.median_ms:.1f} ms" for m in results)
-            _say(f"{prepared.dataset.label}: {strategy.name}: {summary}")
+
+def _say_dataset(report: Report, dataset: Dataset) -> None:
+    for m in report.measurements:
+        if m.case.dataset == dataset and m.case.limit == max(report.plan.limits):
+            _say(f"{dataset.label}, limit {m.case.limit}: {m.strategy}: "
+                 f"median {m.median_ms:.1f} ms, p95 {m.p95_ms:.1f} ms")
+
+
+def _run_probes(
+    report: Report, env: Env, probing: Sequence[Probe], filled: set[Dataset]
+) -> None:
+    for probe in probing:
+        missing = [d.label for d in probe.needs(report.plan) if d not in filled]
+        if missing:
+            report.unavailable[probe.name] = f"not filled: {', '.join(missing)}"
+            continue
+        report.probe_titles[probe.name] = probe.title
+        report.probe_results[probe.name] = probe.run(env)
+        _say(f"{probe.name}: done")
 
 
 def _meta(plan: Plan) -> dict[str, Any]:

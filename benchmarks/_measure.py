@@ -10,12 +10,25 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from ._plan import Dataset, Plan, expected_page
+from ._plan import Dataset, expected_page
 
-__all__ = ["Case", "Measurement", "Reader", "WrongAnswer", "percentile", "time_case"]
+__all__ = [
+    "Case",
+    "Measure",
+    "Measurement",
+    "Reader",
+    "WrongAnswer",
+    "check_page",
+    "percentile",
+    "time_case",
+]
 
 #: read(stream, limit) -> the newest ``limit`` stored (seq, frame) pairs, oldest first.
 Reader = Callable[[str, int], Awaitable[Sequence[tuple[int, bytes]]]]
+
+
+#: measure(cases, warmup, repeats): one round of one strategy over one dataset's cases.
+Measure = Callable[[Sequence["Case"], int, int], list["Measurement"]]
 
 
 class WrongAnswer(RuntimeError):
@@ -52,21 +65,23 @@ def percentile(samples: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-async def time_case(strategy: str, read: Reader, case: Case, plan: Plan) -> Measurement:
+async def time_case(
+    strategy: str, read: Reader, case: Case, warmup: int, repeats: int
+) -> Measurement:
     expected = expected_page(case.dataset, case.limit)
-    _check(strategy, case, await read(case.stream, case.limit), expected)
-    for _ in range(plan.warmup):
+    check_page(strategy, case, await read(case.stream, case.limit), expected)
+    for _ in range(warmup):
         await read(case.stream, case.limit)
     samples: list[float] = []
-    for _ in range(plan.repeats):
+    for _ in range(repeats):
         started = time.perf_counter()
         got = await read(case.stream, case.limit)
         samples.append(time.perf_counter() - started)
-        _check(strategy, case, got, expected)
+        check_page(strategy, case, got, expected)
     return Measurement(strategy, case, tuple(samples))
 
 
-def _check(
+def check_page(
     strategy: str,
     case: Case,
     got: Sequence[tuple[int, bytes]],

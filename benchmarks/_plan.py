@@ -55,20 +55,29 @@ class Dataset:
     def deleted_count(self) -> int:
         return self.backlog * self.deletes_pct // 100
 
-    @property
-    def stored_bytes(self) -> int:
-        return (self.backlog - self.deleted_count) * self.frame
-
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     mode: str
     datasets: tuple[Dataset, ...]
     limits: tuple[int, ...]
+    #: Untimed reads before each round of each strategy on each dataset.
     warmup: int
+    #: Timed reads per (strategy, dataset, limit), over all rounds.
     repeats: int
+    #: The repeats are taken in rounds, strategies in turn (order rotating), so that
+    #: a burst of load from elsewhere on the machine hits every strategy alike.
+    rounds: int
     #: Why the plan covers what it does; printed with the results.
     coverage: str
+    #: The HTTP load probe: this dataset, this page size, each client count for this long.
+    load_dataset: Dataset
+    load_limit: int
+    load_clients: tuple[int, ...]
+    load_seconds: float
+    #: The memory probe: limit=1000 pages of large frames, this many requests.
+    rss_dataset: Dataset
+    rss_requests: int
 
 
 def _grid(backlogs: tuple[int, ...], frames: tuple[int, ...]) -> tuple[Dataset, ...]:
@@ -81,29 +90,51 @@ PLANS = {
         datasets=_grid((10_000, 100_000, 1_000_000), (256,))
         + _grid((10_000, 100_000), (4 * KIB,)),
         limits=(200, 1000),
-        warmup=3,
+        warmup=2,
         repeats=25,
+        rounds=5,
         coverage=(
             "256 B frames at 10k, 100k and 1M; 4 KiB frames at 10k and 100k only "
-            "(1M x 4 KiB is 4 GiB per stream and adds nothing a 100k backlog does not "
-            "show: reads touch only the newest pages). Each with 0% and 10% deletions."
+            "(1M x 4 KiB is 4 GiB per stream and adds nothing the 1M x 256 B line does "
+            "not show: a read touches only the newest page). Each with 0% and 10% "
+            "deletions."
         ),
+        load_dataset=Dataset(100_000, 256, 0),
+        load_limit=200,
+        load_clients=(1, 8, 32),
+        load_seconds=8.0,
+        rss_dataset=Dataset(2_000, 64 * KIB, 0),
+        rss_requests=5,
     ),
     "quick": Plan(
         mode="quick",
-        datasets=_grid((10_000, 100_000), (256,)) + _grid((10_000,), (4 * KIB,)),
+        datasets=_grid((10_000, 100_000), (256,)),
         limits=(200, 1000),
-        warmup=2,
-        repeats=7,
-        coverage="256 B frames at 10k and 100k, 4 KiB at 10k; 0% and 10% deletions.",
+        warmup=1,
+        repeats=6,
+        rounds=2,
+        coverage="256 B frames at 10k and 100k, with 0% and 10% deletions.",
+        load_dataset=Dataset(100_000, 256, 0),
+        load_limit=200,
+        load_clients=(1, 8, 32),
+        load_seconds=2.0,
+        rss_dataset=Dataset(2_000, 64 * KIB, 0),
+        rss_requests=2,
     ),
     "smoke": Plan(
         mode="smoke",
         datasets=(Dataset(2_000, 256, 0), Dataset(2_000, 256, 10)),
         limits=(200, 1000),
-        warmup=1,
+        warmup=0,
         repeats=2,
+        rounds=1,
         coverage="2k x 256 B with 0% and 10% deletions: keeps the harness from rotting.",
+        load_dataset=Dataset(2_000, 256, 0),
+        load_limit=200,
+        load_clients=(1, 8),
+        load_seconds=0.2,
+        rss_dataset=Dataset(200, 64 * KIB, 0),
+        rss_requests=1,
     ),
 }
 

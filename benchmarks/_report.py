@@ -11,6 +11,7 @@ from typing import Any
 from ._fill import Prepared, Skipped
 from ._measure import Measurement
 from ._plan import Plan, count_label
+from ._strategies import ProbeResult
 
 __all__ = ["Ratio", "Report", "ratios", "render_markdown", "write_all"]
 
@@ -34,9 +35,11 @@ class Report:
     titles: dict[str, str]
     prepared: list[Prepared] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    #: Strategies and probes that did not run, and why.
     unavailable: dict[str, str] = field(default_factory=dict)
-    probes: dict[str, str] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
+    probe_titles: dict[str, str] = field(default_factory=dict)
+    probe_results: dict[str, ProbeResult] = field(default_factory=dict)
 
     def median(self, strategy: str, backlog: int, deletes_pct: int = 0) -> float | None:
         for m in self.measurements:
@@ -102,7 +105,8 @@ def _as_json(report: Report) -> dict[str, Any]:
         "skipped": [s.reason for s in report.skipped],
         "strategies": report.titles,
         "unavailable": report.unavailable,
-        "probes_not_measured": report.probes,
+        "probes": {name: {"title": report.probe_titles[name], "note": r.note, "rows": r.rows}
+                   for name, r in report.probe_results.items()},
         "results": [_measurement_json(m) for m in report.measurements],
         "ratios": [{"name": r.name, "value": r.value} for r in ratios(report)],
     }
@@ -128,9 +132,10 @@ def render_markdown(report: Report) -> str:
         f"{meta['nats_server']}; nats-py {meta['nats_py']}; Python {meta['python']}; "
         f"run took {meta['elapsed_seconds']:.0f} s.",
         "",
-        f"Each figure: warm-up reads ({plan.warmup}), then {plan.repeats} timed reads of the "
-        "newest page (stream info included), every answer checked against the expected "
-        "frames. Times in ms, median / p95.",
+        f"Each figure: {plan.repeats} timed reads of the newest page (stream info "
+        f"included) in {plan.rounds} round(s), strategies in turn, {plan.warmup} warm-up "
+        "read(s) per round; every answer checked against the expected frames. "
+        "Times in ms, median / p95.",
         "",
         f"Coverage: {plan.coverage}",
         *[f"- {s.reason}" for s in report.skipped],
@@ -142,6 +147,7 @@ def render_markdown(report: Report) -> str:
         "| ratio | value |",
         "|---|---|",
         *[f"| {r.name} | {_fmt_ratio(r.value)} |" for r in ratios(report)],
+        *_probe_sections(report),
         *_not_measured(report),
     ]
     return "\n".join(lines) + "\n"
@@ -161,12 +167,26 @@ def _latency_table(report: Report) -> list[str]:
     return rows
 
 
+def _probe_sections(report: Report) -> list[str]:
+    lines: list[str] = []
+    for name, result in report.probe_results.items():
+        lines += ["", f"## {report.probe_titles[name]}", "", result.note, ""]
+        if result.rows:
+            keys = list(result.rows[0])
+            lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            lines += ["| " + " | ".join(_fmt(row[k]) for k in keys) + " |" for row in result.rows]
+    return lines
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
 def _not_measured(report: Report) -> list[str]:
-    if not report.unavailable and not report.probes:
+    if not report.unavailable:
         return []
-    items = {**report.unavailable, **report.probes}
     return ["", "## Not measured in this run", "",
-            *[f"- `{name}`: {why}" for name, why in items.items()]]
+            *[f"- `{name}`: {why}" for name, why in report.unavailable.items()]]
 
 
 def _cell(m: Measurement | None) -> str:

@@ -1,6 +1,6 @@
-"""The read strategies, in a registry: each reads the newest page of a stream and is
-timed by ``time_case``. A new strategy is a class with ``name``, ``title``,
-``unavailable()`` and ``measure()``, added to ``STRATEGIES``.
+"""The read strategies on plain nats-py, and the ``Strategy`` protocol every strategy
+follows (the registry itself is ``_registry.py``). Each reads the newest page of a stream
+and is timed by ``time_case``.
 
 Every strategy starts from stream info, as a real history read must: it is what tells
 where the newest page is.
@@ -11,22 +11,43 @@ from __future__ import annotations
 import abc
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
-from ._measure import Case, Measurement, Reader, time_case
+from ._measure import Case, Measure, Measurement, Reader, time_case
 from ._nats import DirectBatchGet, connect
-from ._plan import Plan
+from ._plan import Dataset, Plan
 
-__all__ = ["PROBES", "STRATEGIES", "Pending", "Strategy", "newest_page"]
+__all__ = [
+    "BatchDirectGet",
+    "Env",
+    "Pending",
+    "PipelinedGetMsg",
+    "Probe",
+    "ProbeResult",
+    "SeedSequential",
+    "Strategy",
+    "newest_page",
+]
 
 Page = list[tuple[int, bytes]]
 #: fetch(lo, hi) -> the stored messages with lo <= seq <= hi, ascending.
 FetchRange = Callable[[int, int], Awaitable[Page]]
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """What a strategy may use: the run's nats-server, the data dir, the plan."""
+
+    url: str
+    data_dir: Path
+    plan: Plan
 
 
 class Strategy(Protocol):
@@ -44,7 +65,35 @@ class Strategy(Protocol):
         """Why this strategy cannot run here, or None."""
         ...
 
-    def measure(self, url: str, cases: Sequence[Case], plan: Plan) -> list[Measurement]: ...
+    def open(self, env: Env) -> AbstractContextManager[Measure]:
+        """Set up whatever the strategy needs for the whole run (a server, a client
+        process) and yield the function that times one round."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    #: One table: every row has the same keys, which become the columns.
+    rows: list[dict[str, Any]]
+    note: str
+
+
+class Probe(Protocol):
+    """A figure that is not one strategy's latency (load, memory)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    def unavailable(self) -> str | None: ...
+
+    def needs(self, plan: Plan) -> tuple[Dataset, ...]:
+        """Datasets the probe reads, to be filled with the others."""
+        ...
+
+    def run(self, env: Env) -> ProbeResult: ...
 
 
 async def newest_page(fetch: FetchRange, first: int, last: int, stored: int, limit: int) -> Page:
@@ -77,13 +126,19 @@ class _AsyncioStrategy(abc.ABC):
     def unavailable(self) -> str | None:
         return None
 
-    def measure(self, url: str, cases: Sequence[Case], plan: Plan) -> list[Measurement]:
-        return asyncio.run(self._measure(url, cases, plan))
+    @contextmanager
+    def open(self, env: Env) -> Iterator[Measure]:
+        def measure(cases: Sequence[Case], warmup: int, repeats: int) -> list[Measurement]:
+            return asyncio.run(self._measure(env.url, cases, warmup, repeats))
 
-    async def _measure(self, url: str, cases: Sequence[Case], plan: Plan) -> list[Measurement]:
+        yield measure
+
+    async def _measure(
+        self, url: str, cases: Sequence[Case], warmup: int, repeats: int
+    ) -> list[Measurement]:
         async with connect(url) as nc:
             read = await self.reader(nc)
-            return [await time_case(self.name, read, case, plan) for case in cases]
+            return [await time_case(self.name, read, c, warmup, repeats) for c in cases]
 
     @abc.abstractmethod
     async def reader(self, nc: Client) -> Reader: ...
@@ -169,7 +224,7 @@ class BatchDirectGet(_AsyncioStrategy):
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A registry slot for a strategy or probe that waits on code not written yet."""
+    """A registry slot for a strategy or probe whose code cannot run here."""
 
     name: str
     title: str
@@ -178,36 +233,11 @@ class Pending:
     def unavailable(self) -> str | None:
         return self.reason
 
-    def measure(self, url: str, cases: Sequence[Case], plan: Plan) -> list[Measurement]:
+    def open(self, env: Env) -> AbstractContextManager[Measure]:
         raise RuntimeError(f"{self.name} is not available: {self.reason}")
 
+    def needs(self, plan: Plan) -> tuple[Dataset, ...]:
+        return ()
 
-STRATEGIES: tuple[Strategy, ...] = (
-    SeedSequential(),
-    PipelinedGetMsg(),
-    BatchDirectGet(),
-    Pending(
-        "adapter_fetch",
-        "4. StreamStore.fetch (adapter)",
-        "roomkeeper.adapters.nats.streams has not landed",
-    ),
-    Pending(
-        "http_history",
-        "5. signed GET /history (HTTP)",
-        "roomkeeper.adapters.http.create_app and the NATS deployment have not landed",
-    ),
-)
-
-#: Measurements that are not one strategy's latency; they need the HTTP path.
-PROBES: tuple[Pending, ...] = (
-    Pending(
-        "http_concurrency",
-        "HTTP history under 1, 8 and 32 clients: req/s, p50/p95/p99",
-        "needs the HTTP path (strategy 5)",
-    ),
-    Pending(
-        "server_peak_rss",
-        "server peak RSS serving limit=1000 over 64 KiB frames",
-        "needs the HTTP path (strategy 5)",
-    ),
-)
+    def run(self, env: Env) -> ProbeResult:
+        raise RuntimeError(f"{self.name} is not available: {self.reason}")
