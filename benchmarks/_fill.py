@@ -33,7 +33,7 @@ _STALL_SECONDS = 15.0
 _DELETE_WORKERS = 32
 #: Room left on the disk after a fill, so the benchmark never fills it up.
 _DISK_RESERVE = 2 << 30
-_MARKER_FORMAT = 2
+_MARKER_FORMAT = 3
 
 
 class FillError(RuntimeError):
@@ -98,8 +98,9 @@ def _marker(dataset: Dataset) -> dict[str, Any]:
         "backlog": dataset.backlog,
         "frame": dataset.frame,
         "deletes_pct": dataset.deletes_pct,
-        # A change to the R8 config must not silently reuse streams made with the old one.
-        "config": repr(dataset_spec(dataset)),
+        # A change to the R8 config or its translation must not silently reuse streams
+        # made with the old one.
+        "config": stream_config(dataset_spec(dataset)).as_dict(),
     }
 
 

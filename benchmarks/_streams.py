@@ -1,18 +1,20 @@
-"""The room's stream config (R8) as nats-py wants it.
+"""The room's stream config (R8), as the NATS adapter creates it.
 
-The spec comes from ``roomkeeper.core.stream_config_for_room``; this only translates it,
-field by field, the way the NATS adapter does, and invents nothing of its own.
+The spec comes from ``roomkeeper.core.stream_config_for_room`` and the translation into a
+nats-py ``StreamConfig`` is the adapter's own ``stream_config``: the benchmark's streams
+are configured exactly like the ones roomkeeper ensures, with no second copy of either.
 """
 
 from __future__ import annotations
 
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import StreamConfig
 
+from roomkeeper.adapters.nats.streams import stream_config as adapter_stream_config
 from roomkeeper.core import StreamSpec, stream_config_for_room
 
 from ._plan import Dataset
 
-__all__ = ["dataset_spec", "stream_config", "translate_locally"]
+__all__ = ["dataset_spec", "stream_config"]
 
 
 def dataset_spec(dataset: Dataset) -> StreamSpec:
@@ -20,22 +22,4 @@ def dataset_spec(dataset: Dataset) -> StreamSpec:
 
 
 def stream_config(spec: StreamSpec) -> StreamConfig:
-    """The config the harness creates streams with."""
-    return translate_locally(spec)
-
-
-def translate_locally(spec: StreamSpec) -> StreamConfig:
-    limits = spec.limits
-    return StreamConfig(
-        name=spec.name,
-        subjects=list(spec.subjects),
-        num_replicas=spec.replicas,
-        storage=StorageType(spec.storage),
-        retention=RetentionPolicy(spec.retention),
-        discard=DiscardPolicy(spec.discard),
-        allow_direct=spec.allow_direct,
-        duplicate_window=spec.duplicate_window_seconds,
-        # nats-py sends 0 for "no max age" and the server reads -1 as "no message limit".
-        max_age=limits.max_age_seconds or 0,
-        max_msgs=limits.max_msgs if limits.max_msgs is not None else -1,
-    )
+    return adapter_stream_config(spec)
