@@ -17,7 +17,15 @@ from .errors import (
     UnauthorizedError,
     UnexpectedResponse,
 )
-from .follow import DEFAULT_BACKLOG, Follower, LiveFeed, SubjectFeed, follow_room, read_backlog
+from .follow import (
+    DEFAULT_BACKLOG,
+    Follower,
+    LiveFeed,
+    PollingFeed,
+    SubjectFeed,
+    follow_room,
+    read_backlog,
+)
 from .frames import ChatMessage, FrameError, new_room_key, open_frame, seal_frame
 from .history import ReceivedMessage, RejectedFrame, VerifiedHistory, open_frames, read_history
 from .http import HistoryPage, RoomInfo, RoomsClient
@@ -50,6 +58,7 @@ __all__ = [
     "NoLiveConnection",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PollingFeed",
     "ReceivedMessage",
     "RejectedFrame",
     "RequestSigner",

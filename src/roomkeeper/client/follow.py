@@ -17,9 +17,10 @@ de-duplicated by nonce. De-duplication happens *after* verification, so a forged
 that copies a real frame's nonce cannot suppress the real one. Frames that fail
 verification are never yielded; they are listed in ``Follower.rejected``.
 
-The live source is any ``LiveFeed``: ``RoomsNats`` (core NATS, as a browser would), or
+The live source is any ``LiveFeed``: ``RoomsNats`` (core NATS, as a browser would),
 ``SubjectFeed`` around anything with a Bus-like ``subscribe(subject)``, such as the
-in-memory deployment's bus.
+in-memory deployment's bus, or ``PollingFeed``, which polls the history over HTTP for
+clients that cannot reach NATS (persisted rooms only: it sees what the stream stores).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_BACKLOG",
     "Follower",
     "LiveFeed",
+    "PollingFeed",
     "SubjectFeed",
     "SubjectSubscriber",
     "follow_room",
@@ -74,6 +76,40 @@ class SubjectFeed:
         self, room_id: RoomId
     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         return self._subscriber.subscribe(subject_for_room(room_id))
+
+
+class PollingFeed:
+    """A LiveFeed that polls ``history?after=`` every ``interval`` seconds. The stream
+    sequence is the cursor, so nothing stored is skipped; frames come late by up to
+    ``interval``, and a room without history yields nothing."""
+
+    def __init__(self, client: RoomsClient, interval: float = 1.0,
+                 page_size: int = MAX_PAGE) -> None:
+        self._client = client
+        self._interval = interval
+        self._page_size = page_size
+
+    @asynccontextmanager
+    async def subscribe_room(self, room_id: RoomId) -> AsyncIterator[AsyncIterator[bytes]]:
+        # "From now on" means after the newest frame stored at this moment.
+        newest = (await self._client.history(room_id, limit=1)).last_seq or 0
+        send, receive = trio.open_memory_channel[bytes](math.inf)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._poll, room_id, newest, send)
+            try:
+                yield receive
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _poll(self, room_id: RoomId, after: int,
+                    send: trio.MemorySendChannel[bytes]) -> None:
+        while True:
+            page = await self._client.history(room_id, limit=self._page_size, after=after)
+            for frame in page.frames:
+                send.send_nowait(frame)
+            after = page.last_seq or after
+            if not page.has_more:
+                await trio.sleep(self._interval)
 
 
 async def read_backlog(client: RoomsClient, room_id: str,

@@ -142,23 +142,38 @@ def _describe(exc: BaseException) -> str:
 
 
 async def _connect(url: str, name: str, deadline: float) -> Client:
+    """A connected client. nats-py would retry a first connection until ``deadline``;
+    a client is better off hearing at once that the server refused, so the first error
+    reported before the connection is up ends the attempt."""
     client = Client()
+    first_error: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
 
-    async def quiet(_: Exception) -> None:
-        # nats-py reports reconnect attempts here; the failure is raised below instead.
-        return None
+    async def on_error(exc: Exception) -> None:
+        if not first_error.done():
+            first_error.set_result(exc)
 
-    try:
-        # With unlimited reconnects nats-py would retry a first connect forever too.
-        await asyncio.wait_for(
-            client.connect(url, name=name, error_cb=quiet, allow_reconnect=True,
-                           max_reconnect_attempts=-1, reconnect_time_wait=1,
-                           connect_timeout=max(1, round(deadline))),
-            deadline)
-    except (nats.errors.Error, OSError, TimeoutError) as exc:
-        await client.close()
-        raise ServerUnreachable(url, _describe(exc)) from None
-    return client
+    connecting = asyncio.ensure_future(client.connect(
+        url, name=name, error_cb=on_error, allow_reconnect=True, max_reconnect_attempts=-1,
+        reconnect_time_wait=1, connect_timeout=max(1, round(deadline))))
+    racing: set[asyncio.Future[Any]] = {connecting, first_error}
+    await asyncio.wait(racing, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+    if connecting.done() and connecting.exception() is None:
+        first_error.cancel()  # later errors are reconnects: nats-py handles those
+        return client
+    connecting.cancel()
+    await asyncio.gather(connecting, return_exceptions=True)
+    await client.close()
+    raise ServerUnreachable(url, _failure(first_error, connecting, deadline))
+
+
+def _failure(first_error: asyncio.Future[Exception], connecting: asyncio.Future[None],
+             deadline: float) -> str:
+    if first_error.done() and not first_error.cancelled():
+        return _describe(first_error.result())
+    error = None if connecting.cancelled() else connecting.exception()
+    if error is not None:
+        return _describe(error)
+    return f"no answer within {deadline:g}s"
 
 
 async def _drain(client: Client) -> None:
