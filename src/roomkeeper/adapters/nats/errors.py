@@ -3,7 +3,8 @@
 Adapters signal an unreachable backend with BackendUnavailable (ports.py). What counts
 as "unreachable": the connection is closed, lost, reconnecting or draining; no server
 answers; a request or flush timed out; JetStream says it is unavailable or nobody answers
-its API subject. A publish that no stream captures is NotFound(code="stream_not_found").
+its API subject; a cluster cannot place a replicated stream because a peer is offline.
+A publish that no stream captures is NotFound(code="stream_not_found").
 Everything else propagates unchanged: it is a bug, and hiding it as a 503 would make it
 look like an outage.
 """
@@ -20,6 +21,7 @@ from nats.aio.client import Client
 from roomkeeper.core import BackendUnavailable, NotFound
 
 __all__ = [
+    "JS_NO_PEERS_FOR_PLACEMENT",
     "JS_STREAM_NAME_IN_USE",
     "JS_STREAM_NOT_FOUND",
     "JS_SUBJECTS_OVERLAP",
@@ -36,6 +38,9 @@ JS_STREAM_NOT_FOUND = 10059
 JS_STREAM_NAME_IN_USE = 10058
 #: JetStream err_code: "subjects overlap with an existing stream".
 JS_SUBJECTS_OVERLAP = 10065
+#: JetStream err_code: "no suitable peers for placement". A cluster answers it (as a 400)
+#: to a replicated stream create while a node is down: an outage, not a bad request.
+JS_NO_PEERS_FOR_PLACEMENT = 10005
 
 #: Exceptions that mean "the backend did not answer" rather than "we did something wrong".
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -87,3 +92,7 @@ def translate_errors(what: str) -> Iterator[None]:
                        code="stream_not_found") from exc
     except UNAVAILABLE as exc:
         raise BackendUnavailable(f"{what}: {describe(exc)}") from exc
+    except nats.js.errors.APIError as exc:
+        if exc.err_code == JS_NO_PEERS_FOR_PLACEMENT:
+            raise BackendUnavailable(f"{what}: {describe(exc)}") from exc
+        raise
