@@ -30,6 +30,7 @@ __all__ = [
     "describe",
     "is_stream_not_found",
     "translate_errors",
+    "translate_kv_errors",
 ]
 
 #: JetStream err_code: "stream not found".
@@ -96,3 +97,15 @@ def translate_errors(what: str) -> Iterator[None]:
         if exc.err_code == JS_NO_PEERS_FOR_PLACEMENT:
             raise BackendUnavailable(f"{what}: {describe(exc)}") from exc
         raise
+
+
+@contextmanager
+def translate_kv_errors(what: str) -> Iterator[None]:
+    """translate_errors for writes to a KV bucket, which exists (it is ensured at
+    startup). No stream answering the bucket's subject means its stream has no leader
+    right now, as while a cluster elects one: an outage, not a missing stream."""
+    with translate_errors(what):
+        try:
+            yield
+        except nats.js.errors.NoStreamResponseError as exc:
+            raise BackendUnavailable(f"{what}: the KV bucket's stream did not answer") from exc

@@ -32,7 +32,7 @@ from nats.js.kv import KeyValue
 from roomkeeper.core import MAX_CLOCK_SKEW, MAX_WINDOW, KeyId
 
 from .bridge import NatsConnection
-from .errors import translate_errors
+from .errors import translate_errors, translate_kv_errors
 from .rooms import ensure_bucket
 
 __all__ = ["NONCES_BUCKET", "NONCE_TTL", "NatsNonceStore", "nonce_key", "open_nonce_store"]
@@ -85,7 +85,7 @@ class NatsNonceStore:
 
     async def add(self, keyid: KeyId, nonce: str, expires_at: float) -> bool:
         ttl = entry_ttl(expires_at, self._clock())
-        with translate_errors("remember a nonce"):
+        with translate_kv_errors("remember a nonce"):
             return await self._conn.call(_create, self._kv, nonce_key(keyid, nonce), ttl)
 
 

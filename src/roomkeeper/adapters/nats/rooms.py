@@ -58,7 +58,7 @@ from roomkeeper.core import (
 )
 
 from .bridge import NatsConnection
-from .errors import JS_STREAM_NAME_IN_USE, translate_errors
+from .errors import JS_STREAM_NAME_IN_USE, translate_errors, translate_kv_errors
 
 __all__ = [
     "ROOMS_BUCKET",
@@ -197,13 +197,13 @@ class NatsRoomStore:
         if expected_revision is not None and expected_revision < 1:
             # update(last=0) would mean "must not exist": a revision is never below 1.
             raise RevisionConflict(f"room {room.id} was never at revision {expected_revision}")
-        with translate_errors(f"put room {room.id}"):
+        with translate_kv_errors(f"put room {room.id}"):
             return await self._conn.call(
                 _put, self._kv, KEY_PREFIX + room.id, encode_room(room), expected_revision
             )
 
     async def delete(self, room_id: RoomId) -> None:
-        with translate_errors(f"delete room {room_id}"):
+        with translate_kv_errors(f"delete room {room_id}"):
             await self._conn.call(_purge, self._kv, KEY_PREFIX + room_id)
 
     async def list_by_member(self, keyid: KeyId) -> tuple[Room, ...]:
