@@ -6,8 +6,8 @@ from __future__ import annotations
 import nats.js.errors
 import pytest
 
-from roomkeeper.adapters.nats.errors import translate_errors
-from roomkeeper.core import BackendUnavailable
+from roomkeeper.adapters.nats.errors import translate_errors, translate_kv_errors
+from roomkeeper.core import BackendUnavailable, NotFound
 
 
 def test_no_peers_for_placement_is_an_outage() -> None:
@@ -25,3 +25,17 @@ def test_other_bad_requests_still_propagate() -> None:
     answer = nats.js.errors.BadRequestError(code=400, err_code=10052, description="bad config")
     with pytest.raises(nats.js.errors.BadRequestError), translate_errors("ensure stream ROOM_x"):
         raise answer
+
+
+def test_a_kv_write_nobody_answers_is_an_outage_not_a_missing_stream() -> None:
+    # A KV create or update is a JetStream publish; while the bucket's stream elects a
+    # leader nobody answers it, and nats-py calls that NoStreamResponseError.
+    with pytest.raises(BackendUnavailable, match="remember a nonce"), \
+            translate_kv_errors("remember a nonce"):
+        raise nats.js.errors.NoStreamResponseError
+
+
+def test_a_room_publish_nobody_answers_is_still_a_missing_stream() -> None:
+    with pytest.raises(NotFound) as caught, translate_errors("publish to rooms.x"):
+        raise nats.js.errors.NoStreamResponseError
+    assert caught.value.code == "stream_not_found"
