@@ -166,11 +166,15 @@ class NatsServerProcess:
             log.write(RUN_MARKER)
             log.flush()
             # The log file, not a pipe: a pipe nobody drains would block the server.
+            # Its own process group: a Ctrl-C in the terminal goes to the foreground
+            # group, and the server must outlive it until its owner has drained the
+            # connection and calls stop().
             self._proc = subprocess.Popen(
                 [str(binary), "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                process_group=0,
             )
         try:
             self._wait_ready()
