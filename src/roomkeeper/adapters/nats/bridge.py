@@ -340,10 +340,14 @@ async def _maybe_bridge(bridge: NatsBridge | None) -> AsyncIterator[NatsBridge]:
 async def _connect(url: str, name: str, deadline: float) -> Client:
     client = Client()
     failures: list[Exception] = []
+    connected = False
 
     async def on_error(exc: Exception) -> None:
         failures.append(exc)
-        log.warning("NATS error: %s", describe(exc))
+        # Until the first connect succeeds, the failure that ends it is reported once,
+        # as the BackendUnavailable below; a warning per attempt would only repeat it.
+        log.log(logging.WARNING if connected else logging.DEBUG,
+                "NATS error: %s", describe(exc))
 
     async def on_disconnected() -> None:
         if not client.is_closed:  # a close we asked for is not news
@@ -368,6 +372,7 @@ async def _connect(url: str, name: str, deadline: float) -> Client:
             f"could not connect to NATS at {url} within {deadline:g}s: {cause}",
             code="nats_connect_failed",
         ) from exc
+    connected = True
     return client
 
 
