@@ -194,12 +194,30 @@ async def _run_server(server: NatsServerProcess) -> AsyncIterator[None]:
     try:
         await trio.to_thread.run_sync(server.start)
     except NatsServerError as exc:
-        raise StartupError(f"cannot start the bundled nats-server: {exc}") from exc
+        raise StartupError(
+            f"cannot start the bundled nats-server: {_server_failure(exc)} "
+            f"(log: {server.log_path})"
+        ) from exc
     try:
         yield
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(server.stop)
+
+
+def _server_failure(exc: NatsServerError) -> str:
+    """The launcher's first line and the log line that says why, as one line. The
+    launcher quotes the log's tail; a fatal or error line in it is the reason (such as
+    "listen tcp 127.0.0.1:4222: bind: address already in use"), else its last line."""
+    head, _, tail = str(exc).partition("\n")
+    lines = [line for line in tail.splitlines() if line.strip()]
+    reasons = [line for line in lines if "[FTL]" in line or "[ERR]" in line] or lines[-1:]
+    if not reasons:
+        return _one_line(head)
+    reason = reasons[-1]
+    for level in ("[FTL] ", "[ERR] "):
+        reason = reason.partition(level)[2] or reason  # drop "[pid] date time [FTL] "
+    return _one_line(f"{head.rstrip(':')}: {reason}")
 
 
 # Ports that forward to the live deployment while the lifespan runs.
