@@ -12,18 +12,17 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from roomkeeper.adapters import cli
+from roomkeeper.adapters import serve
 from roomkeeper.adapters.cli import main, parse_bind, request_target
 from roomkeeper.adapters.memory import memory_deployment
 from roomkeeper.client.keys import Identity
-from roomkeeper.ports import Deployment
 
 SCRIPT = Path(sys.executable).parent / "roomkeeper"
 START_TIMEOUT = 20.0
@@ -122,15 +121,6 @@ def test_sign_output_works_with_curl_as_the_help_shows(
     assert '"name":"curl"' in out, out
 
 
-def test_plain_serve_without_nats_is_a_one_line_usage_error(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert main(["serve"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "--memory" in err
-
-
 def test_a_backend_that_cannot_start_aborts_with_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -141,12 +131,13 @@ def test_a_backend_that_cannot_start_aborts_with_one_clear_line(
         raise RuntimeError("nats://127.0.0.1:1: connection refused")
         yield  # pragma: no cover
 
-    def backends(args: object) -> Callable[[], Deployment]:
-        return lambda: dataclasses.replace(memory_deployment(), lifespan=unreachable)
+    def backends(settings: object) -> serve.Plan:
+        return serve.Plan(lambda: dataclasses.replace(memory_deployment(), lifespan=unreachable),
+                          lambda: [])
 
-    monkeypatch.setattr(cli, "_select_deployment", backends)
+    monkeypatch.setattr(serve, "plan_for", backends)
 
-    status = main(["serve", "--bind", "127.0.0.1:0"])
+    status = main(["serve", "--memory", "--bind", "127.0.0.1:0"])
 
     out, err = capsys.readouterr()
     assert status == 1

@@ -1,4 +1,4 @@
-"""The ``roomkeeper`` command: ``serve``, ``sign`` and ``keygen``.
+"""The ``roomkeeper`` command: ``serve`` (in ``serve.py``), ``sign`` and ``keygen``.
 
 ``main(argv)`` returns the exit status: 0 on success (also after Ctrl-C or SIGTERM
 stopped the server), 1 when the command failed, 2 for a usage error.
@@ -7,45 +7,23 @@ stopped the server), 1 when the command failed, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import logging
 import os
 import secrets
-import signal
 import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
-
 from ..client.keys import Identity, IdentityError
 from ..core import sign_request
-from ..ports import Deployment
-from .http import create_app
-from .memory import memory_deployment
+from .serve import add_parser as add_serve_parser
+from .settings import UsageError, parse_bind
 
-__all__ = ["main"]
+__all__ = ["main", "parse_bind", "request_target"]
 
-log = logging.getLogger("roomkeeper.cli")
-
-DEFAULT_BIND = "127.0.0.1:8080"
 #: How long a signature printed by ``roomkeeper sign`` stays valid (API.md allows 300).
 SIGNATURE_LIFETIME = 60
-
-SERVE_EPILOG = """\
-examples:
-  roomkeeper serve --memory
-  roomkeeper serve --memory --bind 127.0.0.1:9000 --public-authority chat.example
-
---memory serves the in-memory fake deployment (no NATS; everything is lost on exit).
-Ctrl-C or SIGTERM stops the server cleanly. Environment: ROOMKEEPER_BIND,
-ROOMKEEPER_PUBLIC_AUTHORITY (flags win)."""
 
 SIGN_EPILOG = """\
 The three header lines go to stdout, one per line, so curl can read them with -H @-
@@ -68,115 +46,6 @@ example:
 
 Prints the new keyid. The file is created with mode 0600; an existing file is kept
 unless --force is given."""
-
-
-class UsageError(Exception):
-    """Bad arguments found after argparse: reported like argparse's own, exit 2."""
-
-
-# --- serve --------------------------------------------------------------------------------
-
-
-def parse_bind(bind: str) -> tuple[str, int]:
-    """'HOST:PORT' or '[IPv6]:PORT' as (host, port)."""
-    host, sep, port = bind.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"--bind must be HOST:PORT, got {bind!r}")
-    return host.removeprefix("[").removesuffix("]"), int(port)
-
-
-def _select_deployment(args: argparse.Namespace) -> Callable[[], Deployment]:
-    """How to build the backends to serve (built inside the Trio run).
-
-    The hook for NATS: ``roomkeeper.adapters.nats.deployment.nats_deployment`` already
-    has the shape needed here (a Deployment whose lifespan starts a bundled
-    ``NatsServerProcess`` or connects to a URL; ``open_backends`` turns its
-    StartupError into the one-line failure). Making it the default, and adding
-    ``--nats URL`` and ``--replicas``, is a change to this function and the parser."""
-    if args.memory:
-        return memory_deployment
-    raise UsageError(
-        "serving with NATS is not available yet; use --memory for the in-memory deployment"
-    )
-
-
-async def _wait_for_stop(receiver: AsyncIterable[int]) -> None:
-    async for signum in receiver:
-        log.info("%s: shutting down", signal.Signals(signum).name)
-        return
-
-
-class StartupFailed(Exception):
-    """The backends could not be opened: reported in one line, without a traceback."""
-
-
-@asynccontextmanager
-async def open_backends(deployment: Deployment) -> AsyncIterator[Deployment]:
-    """Enter the deployment's lifespan here, before the HTTP port opens, so that a
-    backend that cannot be reached stops startup with a clear message instead of a
-    server that announced itself and then died. The app gets the opened deployment
-    without a lifespan of its own; the backends drain after the last request."""
-    if deployment.lifespan is None:
-        yield deployment
-        return
-    async with AsyncExitStack() as stack:
-        try:
-            await stack.enter_async_context(deployment.lifespan())
-        except Exception as exc:
-            log.debug("startup failed", exc_info=True)
-            raise StartupFailed(str(exc) or type(exc).__name__) from exc
-        yield dataclasses.replace(deployment, lifespan=None)
-
-
-async def serve_forever(
-    make_deployment: Callable[[], Deployment],
-    bind: str,
-    public_authority: str | None,
-    *,
-    announce: Callable[[str], None] = print,
-) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    host, port = parse_bind(bind)
-    config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.accesslog = None  # roomkeeper.http logs one line per request itself
-    config.errorlog = logging.getLogger("hypercorn.error")  # through our handler, once
-    # The receiver is open before anything starts, so an early Ctrl-C is not lost.
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_backends(make_deployment()) as deployment:
-            app = create_app(deployment, public_authority=public_authority)
-            async with trio.open_nursery() as nursery:
-                binds = await nursery.start(partial(
-                    hypercorn_serve, app, config, shutdown_trigger=partial(_wait_for_stop,
-                                                                           signals)))
-                for address in binds:
-                    announce(f"roomkeeper: serving on {address}")
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    parse_bind(args.bind)  # a usage error, before anything starts
-    make_deployment = _select_deployment(args)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    announce = partial(print, flush=True)
-    failure: str | None = None
-    try:
-        trio.run(partial(serve_forever, make_deployment, args.bind, args.public_authority,
-                         announce=announce))
-    except* StartupFailed as group:
-        failure = f"could not start: {_first_leaf(group)}"
-    except* OSError as group:
-        failure = f"cannot listen on {args.bind}: {_first_leaf(group)}"
-    if failure is not None:
-        print(f"roomkeeper serve: {failure}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 # --- sign and keygen -----------------------------------------------------------------------
@@ -244,22 +113,6 @@ def run_keygen(args: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------------------------
 
 
-def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = commands.add_parser(
-        "serve", help="serve the HTTP API", epilog=SERVE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Serve the roomkeeper HTTP API.")
-    serve.add_argument("--memory", action="store_true",
-                       help="use the in-memory deployment instead of NATS")
-    serve.add_argument("--bind", default=os.environ.get("ROOMKEEPER_BIND", DEFAULT_BIND),
-                       metavar="HOST:PORT", help=f"listen address (default {DEFAULT_BIND})")
-    serve.add_argument("--public-authority",
-                       default=os.environ.get("ROOMKEEPER_PUBLIC_AUTHORITY") or None,
-                       metavar="AUTHORITY",
-                       help="the @authority signatures cover (default: the Host header)")
-    serve.set_defaults(run=run_serve)
-
-
 def _add_sign(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sign = commands.add_parser(
         "sign", help="print signature headers for a request (for curl)", epilog=SIGN_EPILOG,
@@ -299,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="roomkeeper", description="Control plane for end-to-end-encrypted chat rooms.",
         epilog="Run 'roomkeeper COMMAND --help' for a command's options and examples.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_serve(commands)
+    add_serve_parser(commands)
     _add_sign(commands)
     _add_keygen(commands)
     return parser
