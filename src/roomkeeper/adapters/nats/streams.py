@@ -254,10 +254,27 @@ async def _info(js: JetStreamContext, name: str) -> StreamState | None:
 
 async def _publish(js: JetStreamContext, subject: str, data: bytes, msg_id: str | None) -> int:
     headers = {"Nats-Msg-Id": msg_id} if msg_id is not None else None
-    ack = await js.publish(subject, data, headers=headers)
+    try:
+        ack = await js.publish(subject, data, headers=headers)
+    except nats.js.errors.NoStreamResponseError as exc:
+        # Nobody answered: no stream captures the subject (the caller's NotFound, R7), or
+        # the one that does has no leader right now, as while a cluster elects one.
+        if await _captured(js, subject):
+            raise nats.js.errors.ServiceUnavailableError(
+                description=f"the stream capturing {subject} did not answer") from exc
+        raise
     # A duplicate within the window acks with the original's sequence.
     seq: int = ack.seq
     return seq
+
+
+async def _captured(js: JetStreamContext, subject: str) -> bool:
+    """Whether a stream captures ``subject`` (asked of the meta leader, not the stream)."""
+    try:
+        await js.find_stream_name_by_subject(subject)
+    except nats.js.errors.NotFoundError:
+        return False
+    return True
 
 
 async def _delete_message(js: JetStreamContext, name: str, seq: int) -> None:
