@@ -11,15 +11,15 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from . import _registry as registry
 from ._fill import prepare_all
-from ._measure import Case, Measurement
+from ._measure import Case, Measure, Measurement
 from ._plan import PLANS, Dataset, Plan
 from ._report import Report, render_markdown, write_all
 from ._server import nats_server, server_version
@@ -40,27 +40,47 @@ def main(argv: list[str] | None = None) -> int:
     report.unavailable |= {p.name: r for p in probes if (r := p.unavailable())}
     runnable = [s for s in strategies if s.name not in report.unavailable]
     probing = [p for p in probes if p.name not in report.unavailable]
+    phases = _Phases()
     with nats_server(args.data_dir / "store") as server:
         env = Env(server.url, args.data_dir, plan)
-        extra = tuple(d for p in probing for d in p.needs(plan) if d not in plan.datasets)
-        ready, report.skipped = asyncio.run(
-            prepare_all(server.url, plan.datasets + tuple(dict.fromkeys(extra)), args.data_dir)
-        )
-        for skipped in report.skipped:
-            _say(skipped.reason)
-        report.prepared = [p for p in ready if p.dataset in plan.datasets]
-        filled = {p.dataset for p in ready}
-        phases = {"prepare": time.perf_counter() - started}
-        _run_strategies(report, env, runnable)
-        phases["strategies"] = time.perf_counter() - started - sum(phases.values())
-        _run_probes(report, env, probing, filled)
-        phases["probes"] = time.perf_counter() - started - sum(phases.values())
-    report.meta["phase_seconds"] = {k: round(v, 2) for k, v in phases.items()}
+        with phases("prepare"):
+            filled = _prepare(report, env, probing)
+        with phases("strategies"):
+            _run_strategies(report, env, runnable)
+        with phases("probes"):
+            _run_probes(report, env, probing, filled)
+    report.meta["phase_seconds"] = phases.seconds
     report.meta["elapsed_seconds"] = time.perf_counter() - started
     paths = write_all(report, args.out)
     print(render_markdown(report))
     _say("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    for name, why in report.failures.items():
+        _say(f"FAILED: {name}: {why}")
+    return 1 if report.failures else 0
+
+
+class _Phases:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 2)
+
+
+def _prepare(report: Report, env: Env, probing: Sequence[Probe]) -> set[Dataset]:
+    """Fill (or reuse) the plan's datasets and those the probes read; returns all the
+    datasets that are ready."""
+    plan = report.plan
+    extra = [d for p in probing for d in p.needs(plan) if d not in plan.datasets]
+    wanted = plan.datasets + tuple(dict.fromkeys(extra))
+    ready, report.skipped = asyncio.run(prepare_all(env.url, wanted, env.data_dir))
+    for skipped in report.skipped:
+        _say(skipped.reason)
+    report.prepared = [p for p in ready if p.dataset in plan.datasets]
+    return {p.dataset for p in ready}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -80,23 +100,47 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _run_strategies(report: Report, env: Env, runnable: Sequence[Strategy]) -> None:
     """Dataset by dataset, in rounds, strategies in turn with the order rotating: ratios
-    compare figures taken seconds apart, not a whole run apart."""
+    compare figures taken seconds apart, not a whole run apart. A strategy that fails
+    (a wrong answer, a crash) is reported and dropped; the others carry on."""
     plan = report.plan
     per_round = max(1, plan.repeats // plan.rounds)
     with ExitStack() as stack:
-        measures = [(s.name, stack.enter_context(s.open(env))) for s in runnable]
+        measures: dict[str, Measure] = {}
+        for strategy in runnable:
+            with _failure_noted(report, strategy.name):
+                measures[strategy.name] = stack.enter_context(strategy.open(env))
         for prepared in report.prepared:
             cases = [Case(prepared.dataset, prepared.stream, limit) for limit in plan.limits]
             samples: dict[tuple[str, int], list[float]] = {}
             for round_no in range(plan.rounds):
-                shift = round_no % max(1, len(measures))
-                for name, measure in measures[shift:] + measures[:shift]:
-                    for m in measure(cases, plan.warmup, per_round):
-                        samples.setdefault((name, m.case.limit), []).extend(m.samples)
+                for name in _rotated(list(measures), round_no):
+                    with _failure_noted(report, name):
+                        for m in measures[name](cases, plan.warmup, per_round):
+                            samples.setdefault((name, m.case.limit), []).extend(m.samples)
+                    if name in report.failures:
+                        del measures[name]
             for (name, limit), taken in samples.items():
-                case = Case(prepared.dataset, prepared.stream, limit)
-                report.measurements.append(Measurement(name, case, tuple(taken)))
+                if name in measures:
+                    case = Case(prepared.dataset, prepared.stream, limit)
+                    report.measurements.append(Measurement(name, case, tuple(taken)))
             _say_dataset(report, prepared.dataset)
+
+
+def _rotated(names: list[str], shift: int) -> list[str]:
+    shift %= max(1, len(names))
+    return names[shift:] + names[:shift]
+
+
+@contextmanager
+def _failure_noted(report: Report, name: str) -> Iterator[None]:
+    # Deliberately broad: one strategy's crash must not throw away minutes of figures
+    # taken for the others. The failure is printed, kept in the report, and makes the
+    # exit status 1.
+    try:
+        yield
+    except Exception as exc:
+        report.failures[name] = f"{type(exc).__name__}: {exc}"
+        _say(f"{name} failed: {report.failures[name]}")
 
 
 def _say_dataset(report: Report, dataset: Dataset) -> None:
@@ -114,9 +158,11 @@ def _run_probes(
         if missing:
             report.unavailable[probe.name] = f"not filled: {', '.join(missing)}"
             continue
-        report.probe_titles[probe.name] = probe.title
-        report.probe_results[probe.name] = probe.run(env)
-        _say(f"{probe.name}: done")
+        with _failure_noted(report, probe.name):
+            result = probe.run(env)
+            report.probe_titles[probe.name] = probe.title
+            report.probe_results[probe.name] = result
+            _say(f"{probe.name}: done")
 
 
 def _meta(plan: Plan) -> dict[str, Any]:

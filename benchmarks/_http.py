@@ -9,6 +9,7 @@ the benchmark's identity) is written to the rooms KV through roomkeeper's own
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -76,13 +77,18 @@ def register_rooms(nats_url: str, identity: Path, datasets: Iterable[Dataset]) -
 
 
 class HttpServer:
-    """``python -m benchmarks._http_server`` as a child process, stopped by its pid."""
+    """``roomkeeper serve --nats URL`` on a free loopback port, as a child process of its
+    own (so that its memory can be measured alone), stopped by its pid. Request logging
+    stays at the default (info: one line per request) because it is part of the path."""
 
     def __init__(self, nats_url: str, log: Path) -> None:
         self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks._http_server", nats_url], cwd=_ROOT,
-            stdout=subprocess.PIPE, stderr=self._log, text=True)
+        cmd = [sys.executable, "-m", "roomkeeper.adapters.cli", "serve",
+               "--nats", nats_url, "--bind", "127.0.0.1:0"]
+        # The run is configured by its flags alone, not by the caller's ROOMKEEPER_*.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMKEEPER_")}
+        self.proc = subprocess.Popen(cmd, cwd=_ROOT, env=env, stdout=subprocess.PIPE,
+                                     stderr=self._log, text=True)
         self.base_url = self._wait_for_address()
 
     def _wait_for_address(self) -> str:

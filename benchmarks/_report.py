@@ -37,6 +37,8 @@ class Report:
     skipped: list[Skipped] = field(default_factory=list)
     #: Strategies and probes that did not run, and why.
     unavailable: dict[str, str] = field(default_factory=dict)
+    #: Strategies and probes that broke during the run, and how.
+    failures: dict[str, str] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
     probe_titles: dict[str, str] = field(default_factory=dict)
     probe_results: dict[str, ProbeResult] = field(default_factory=dict)
@@ -69,7 +71,7 @@ def ratios(report: Report) -> list[Ratio]:
         Ratio(f"pipelined / floor, {ref:,} msgs",
               _div(med(_PIPELINED, ref), med(_FLOOR, ref))),
     ]
-    measured = [name for name in report.titles if name not in report.unavailable]
+    measured = sorted({m.strategy for m in report.measurements}, key=list(report.titles).index)
     for name in measured:
         out.append(Ratio(f"{name}: 1M / 10k msgs",
                          _div(med(name, 1_000_000), med(name, 10_000))))
@@ -105,6 +107,7 @@ def _as_json(report: Report) -> dict[str, Any]:
         "skipped": [s.reason for s in report.skipped],
         "strategies": report.titles,
         "unavailable": report.unavailable,
+        "failures": report.failures,
         "probes": {name: {"title": report.probe_titles[name], "note": r.note, "rows": r.rows}
                    for name, r in report.probe_results.items()},
         "results": [_measurement_json(m) for m in report.measurements],
@@ -183,10 +186,11 @@ def _fmt(value: object) -> str:
 
 
 def _not_measured(report: Report) -> list[str]:
-    if not report.unavailable:
+    if not report.unavailable and not report.failures:
         return []
     return ["", "## Not measured in this run", "",
-            *[f"- `{name}`: {why}" for name, why in report.unavailable.items()]]
+            *[f"- `{name}`: {why}" for name, why in report.unavailable.items()],
+            *[f"- `{name}`: FAILED: {why}" for name, why in report.failures.items()]]
 
 
 def _cell(m: Measurement | None) -> str:

@@ -7,17 +7,20 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks._fill import prepare_all
-from benchmarks._measure import Case, WrongAnswer, percentile, time_case
+from benchmarks._cli import _run_strategies
+from benchmarks._fill import Prepared, prepare_all
+from benchmarks._measure import Case, Measure, Measurement, WrongAnswer, percentile, time_case
 from benchmarks._nats import connect
 from benchmarks._plan import PLANS, Dataset, deleted_seqs, expected_page
+from benchmarks._report import Report
 from benchmarks._server import nats_server
-from benchmarks._strategies import newest_page
+from benchmarks._strategies import Env, newest_page
 from benchmarks._streams import dataset_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,3 +160,39 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(samples, 95) == 19.0
     assert percentile(samples, 50) == 10.0
     assert percentile([3.0, 1.0], 95) == 3.0
+
+
+class _FakeStrategy:
+    """Answers instantly with fixed samples, or fails on the ``fail_on``-th round."""
+
+    def __init__(self, name: str, fail_on: int | None = None) -> None:
+        self.name = self.title = name
+        self.rounds = 0
+        self.fail_on = fail_on
+
+    def unavailable(self) -> str | None:
+        return None
+
+    @contextmanager
+    def open(self, env: Env) -> Iterator[Measure]:
+        def measure(cases: Sequence[Case], warmup: int, repeats: int) -> list[Measurement]:
+            self.rounds += 1
+            if self.rounds == self.fail_on:
+                raise WrongAnswer("frame 0 is seq 7")
+            return [Measurement(self.name, c, (0.001,) * repeats) for c in cases]
+
+        yield measure
+
+
+def test_a_failing_strategy_is_reported_and_the_others_carry_on(tmp_path: Path) -> None:
+    plan = PLANS["quick"]
+    good, bad = _FakeStrategy("good"), _FakeStrategy("bad", fail_on=2)
+    report = Report(plan=plan, meta={}, titles={"good": "good", "bad": "bad"})
+    report.prepared = [Prepared(d, dataset_spec(d).name, reused=True, seconds=0.0)
+                       for d in plan.datasets]
+    _run_strategies(report, Env("nats://unused", tmp_path, plan), [good, bad])
+    assert report.failures == {"bad": "WrongAnswer: frame 0 is seq 7"}
+    assert {m.strategy for m in report.measurements} == {"good"}
+    assert len(report.measurements) == len(plan.datasets) * len(plan.limits)
+    assert all(len(m.samples) == plan.repeats for m in report.measurements)
+    assert good.rounds == len(plan.datasets) * plan.rounds
