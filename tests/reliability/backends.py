@@ -88,7 +88,7 @@ async def _deployment(
         return
     assert backend == "nats", backend
     proxy = TcpProxy(nats_server.port)
-    async with trio.open_nursery() as nursery, _removing_new_streams(nats_server.url):
+    async with trio.open_nursery() as nursery, removing_new_streams(nats_server.url):
         await nursery.start(proxy.serve)
         async with open_nats_deployment(proxy.url, connect_timeout=2,
                                         request_timeout=REQUEST_TIMEOUT) as deployment:
@@ -97,7 +97,7 @@ async def _deployment(
 
 
 @asynccontextmanager
-async def _removing_new_streams(url: str) -> AsyncIterator[None]:
+async def removing_new_streams(url: str) -> AsyncIterator[None]:
     """Delete the streams created inside the block (directly, not through the proxy)."""
     async with open_connection(url, connect_timeout=2) as conn:
 
