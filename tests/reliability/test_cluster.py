@@ -13,6 +13,7 @@ import collections
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from roomkeeper.client.signer import RequestSigner
 from roomkeeper.core import stream_name_for_room
 from tests.reliability.cluster import NatsCluster
 from tests.reliability.harness import AUTHORITY, http_client, new_signer, record, serving
+from tests.reliability.process import RoomkeeperProcess
 from tests.reliability.workload import Workload, read_all, verify_acked
 
 pytestmark = pytest.mark.slow
@@ -140,15 +142,29 @@ def signed_once(signer: RequestSigner, target: str) -> dict[str, str]:
     return signer.sign("GET", AUTHORITY, path, query, b"")
 
 
-async def test_two_instances_serve_each_others_rooms_and_share_nonces(
-    cluster: NatsCluster,
-) -> None:
+@pytest.fixture
+async def two_instances(cluster: NatsCluster,
+                        tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """``roomkeeper serve --nats <node> --replicas 3`` twice, on different nodes."""
     for index, node in enumerate(cluster.nodes):  # after a failed kill test
         if not node.running:
             await trio.to_thread.run_sync(cluster.restart, index)
+    instances = [RoomkeeperProcess(tmp_path / f"rk{i}", "--nats", cluster.url(i),
+                                   "--replicas", str(REPLICAS)) for i in (0, 2)]
+    try:
+        urls = [await trio.to_thread.run_sync(rk.start) for rk in instances]
+        yield urls[0], urls[1]
+    finally:
+        for rk in instances:
+            await trio.to_thread.run_sync(rk.stop)
+
+
+async def test_two_instances_serve_each_others_rooms_and_share_nonces(
+    cluster: NatsCluster, two_instances: tuple[str, str],
+) -> None:
+    one, two = two_instances
     signer = new_signer()
-    async with roomkeeper(cluster.url(0)) as one, roomkeeper(cluster.url(2)) as two, \
-            http_client(one, signer) as via_one, http_client(two, signer) as via_two:
+    async with http_client(one, signer) as via_one, http_client(two, signer) as via_two:
         created = await via_one.post("/rooms", json={"name": "shared"})
         assert created.status_code == 201, created.text
         room = created.json()
@@ -165,6 +181,11 @@ async def test_two_instances_serve_each_others_rooms_and_share_nonces(
             replay = await raw.get(two + target, headers=headers)
     assert first.status_code == 200, first.text
     assert replay.status_code == 401, replay.text
+    async with open_connection(cluster.url(1), connect_timeout=5) as conn:
+        # R8: the room stream and both KV buckets are replicated as --replicas says.
+        await assert_every_room_has_its_stream(conn, [room["id"]])
+        for bucket in ("KV_roomkeeper_rooms", "KV_roomkeeper_nonces"):
+            info = await conn.call(conn.js.stream_info, bucket)
+            assert info.config.num_replicas == REPLICAS
     record("cluster_two_instances", room_served_by_the_other="yes",
            nonce_replayed_on_the_other=replay.status_code)
-
