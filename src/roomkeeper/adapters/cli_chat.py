@@ -279,11 +279,14 @@ def describe(exc: Exception, args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    status = 130
     try:
-        return trio.run(execute, args)
-    except KeyboardInterrupt:
-        # Ctrl-C is how ``follow`` is meant to end; elsewhere it is an interruption.
-        return 0 if args.chat_name == "follow" else 130
+        status = trio.run(execute, args)
+    except* KeyboardInterrupt:
+        # Ctrl-C (bare, or inside a nursery's group) is how ``follow`` is meant to end;
+        # elsewhere it is an interruption.
+        status = 0 if args.chat_name == "follow" else 130
+    return status
 
 
 # --- the parser ---------------------------------------------------------------------------
