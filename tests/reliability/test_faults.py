@@ -168,6 +168,7 @@ async def test_a_timeout_on_the_second_fetch_is_a_503_and_the_retry_reads_the_pa
     retry = await stack.alice.history(room_id, "limit=4")
     assert retry.status == 200, retry
     assert decoded(retry) == page
+    await assert_r1(stack)
     survived(stack, "timeout mid-batch (fetch)")
 
 
