@@ -61,7 +61,7 @@ examples:
   roomkeeper history $ROOM --limit 20
   roomkeeper follow $ROOM                            # history, then live; Ctrl-C to stop
 
-Defaults: --server $ROOMKEEPER_SERVER or http://127.0.0.1:8080, --nats $ROOMKEEPER_NATS
+Defaults: --server $ROOMKEEPER_SERVER or http://127.0.0.1:8080, --nats $ROOMKEEPER_NATS_URL
 or nats://127.0.0.1:4222, --identity $ROOMKEEPER_IDENTITY or
 ~/.config/roomkeeper/identity.json, --keyring: keyring.json next to the identity.
 A keyid or a sealed key may start with '-': put options first, then -- before them."""
@@ -298,7 +298,7 @@ def _common() -> argparse.ArgumentParser:
                         default=os.environ.get("ROOMKEEPER_SERVER", DEFAULT_SERVER),
                         help=f"the roomkeeper server (default {DEFAULT_SERVER})")
     common.add_argument("--nats", metavar="URL",
-                        default=os.environ.get("ROOMKEEPER_NATS", DEFAULT_NATS_URL),
+                        default=os.environ.get("ROOMKEEPER_NATS_URL", DEFAULT_NATS_URL),
                         help=f"the NATS server (default {DEFAULT_NATS_URL})")
     common.add_argument("--identity", metavar="FILE", type=Path,
                         default=default_identity_path(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
@@ -132,7 +133,7 @@ class RoomSession:
 
 
 async def create_room_with_key(client: RoomsClient, name: str, mode: Mode | str = Mode.MATRIX,
-                               members: tuple[str, ...] = (),
+                               members: Iterable[str] = (),
                                keyring: Keyring | None = None) -> tuple[RoomInfo, bytes]:
     """Create a room and a fresh room key for it (stored in ``keyring`` if given).
     The key never leaves this process: share it with ``share_text``."""
