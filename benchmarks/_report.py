@@ -210,25 +210,28 @@ def _plot(report: Report, path: Path) -> None:
 
     matplotlib.use("Agg")  # no display: the plot only goes to a file
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, title in report.titles.items():
         points = _headline_points(report.measurements, name)
         if not points:
             continue
-        xs, med, p95 = zip(*points, strict=True)
-        line = ax.plot(xs, med, marker="o", label=title)[0]
-        ax.fill_between(xs, med, p95, color=line.get_color(), alpha=0.15)
+        xs, med, p95 = (list(v) for v in zip(*points, strict=True))
+        # A whisker from the median up to the p95: bands overlap into mud on a log scale.
+        up = [hi - mid for mid, hi in zip(med, p95, strict=True)]
+        ax.errorbar(xs, med, yerr=[[0.0] * len(up), up], marker="o", capsize=3, label=title)
     ax.set_xscale("log")
     ax.set_yscale("log")
     # Plain numbers read better than powers of ten over one or two decades.
+    ax.yaxis.set_major_locator(FixedLocator([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000]))
     ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     backlogs = sorted({m.case.dataset.backlog for m in report.measurements})
     ax.set_xticks(backlogs, [count_label(b) for b in backlogs])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("backlog (messages)")
-    ax.set_ylabel("latency, ms (median; band up to p95)")
+    ax.set_ylabel("latency, ms (median; whisker to p95)")
     ax.set_title(f"Newest {_HEADLINE_LIMIT} of 256 B frames, no deletions ({report.plan.mode})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
