@@ -68,6 +68,7 @@ def test_no_server_exits_1_with_a_reason(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().err.startswith(f"chat example failed: cannot reach {nats_url}")
 
 
+@pytest.mark.slow  # the same run as test_the_memory_run_in_process, plus an interpreter start
 def test_the_script_with_memory() -> None:
     result = run_example("--memory")
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,6 @@ into a Trio channel. One crossing per operation, never one per message of a batc
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import math
 import threading
 from collections.abc import Awaitable, Callable
@@ -40,21 +39,28 @@ class LoopThread:
         Cancelling the Trio side cancels the asyncio task and waits for it to end."""
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
+        tasks: list[asyncio.Task[T]] = []
 
-        def wake(_: concurrent.futures.Future[T]) -> None:
+        def finished(_: asyncio.Task[T]) -> None:
             with suppress(trio.RunFinishedError):
                 token.run_sync_soon(done.set)
 
-        future = asyncio.run_coroutine_threadsafe(_invoke(fn, *args), self._loop)
-        future.add_done_callback(wake)
+        def start() -> None:
+            # A task's done callback fires however it ends, even cancelled before its
+            # first step; a coroutine's own ``finally`` would not run then.
+            tasks.append(self._loop.create_task(_invoke(fn, *args)))
+            tasks[0].add_done_callback(finished)
+
+        self._loop.call_soon_threadsafe(start)
         try:
             await done.wait()
         finally:
-            if not future.done():
-                future.cancel()
+            if not done.is_set():
+                # Scheduled after start() (the loop runs callbacks in order).
+                self._loop.call_soon_threadsafe(lambda: tasks[0].cancel())
                 with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                     await done.wait()
-        return future.result()
+        return _outcome(tasks[0])
 
     def close(self) -> None:
         """Cancel what still runs, stop the loop and join the thread. Idempotent."""
@@ -64,6 +70,13 @@ class LoopThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+
+def _outcome(task: asyncio.Task[T]) -> T:
+    if task.cancelled():
+        # Not by us (that raised trio.Cancelled above): the loop is shutting down.
+        raise RuntimeError("the NATS loop closed during a call")
+    return task.result()
 
 
 async def _invoke(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
