@@ -93,7 +93,8 @@ class Caller:
                    headers: dict[str, str]) -> Reply:
         response = await self.client.open(target, method=method, data=body,
                                           headers=Headers(headers))
-        reply = Reply(response.status_code, response.headers, await response.get_data())
+        body = await response.get_data(as_text=False)
+        reply = Reply(response.status_code, response.headers, body)
         # API.md: a 5xx other than 503 is a bug, whatever the test is about.
         assert reply.status < 500 or reply.status == 503, reply
         return reply

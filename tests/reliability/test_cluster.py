@@ -23,7 +23,7 @@ from roomkeeper.adapters.http import create_app
 from roomkeeper.adapters.nats import NatsConnection, open_connection
 from roomkeeper.adapters.nats.deployment import open_nats_deployment
 from roomkeeper.client.signer import RequestSigner
-from roomkeeper.core import stream_name_for_room
+from roomkeeper.core import RoomId, stream_name_for_room
 from tests.reliability.cluster import NatsCluster
 from tests.reliability.harness import AUTHORITY, http_client, new_signer, record, serving
 from tests.reliability.process import RoomkeeperProcess
@@ -70,7 +70,7 @@ async def create_rooms(http: httpx.AsyncClient, count: int) -> list[str]:
 
 
 async def leader_index(conn: NatsConnection, cluster: NatsCluster, room: str) -> int:
-    info = await conn.call(conn.js.stream_info, stream_name_for_room(room))
+    info = await conn.call(conn.js.stream_info, stream_name_for_room(RoomId(room)))
     assert info.cluster is not None and info.cluster.leader
     return cluster.index_of(info.cluster.leader)
 
@@ -78,7 +78,7 @@ async def leader_index(conn: NatsConnection, cluster: NatsCluster, room: str) ->
 async def assert_every_room_has_its_stream(conn: NatsConnection, rooms: list[str]) -> None:
     """R1 across the cluster: the stream of every room record exists, replicated."""
     for room in rooms:
-        info = await conn.call(conn.js.stream_info, stream_name_for_room(room))
+        info = await conn.call(conn.js.stream_info, stream_name_for_room(RoomId(room)))
         assert info.config.num_replicas == REPLICAS
 
 

@@ -12,7 +12,7 @@ record has its stream), nothing stored changed, and the retry succeeds.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats.errors
 import pytest
@@ -53,12 +53,12 @@ def survived(stack: Stack, fault: str) -> None:
     record("faults", **{f"{stack.backend}: {fault}": "503 + Retry-After, R1, retry ok"})
 
 
-async def in_background(nursery: trio.Nursery, call: object) -> list[Reply]:
-    """Start ``call`` (a coroutine function) in ``nursery``; its reply lands in the list."""
+def in_background(nursery: trio.Nursery, call: Callable[[], Awaitable[Reply]]) -> list[Reply]:
+    """Start ``call`` in ``nursery``; its reply lands in the list."""
     replies: list[Reply] = []
 
     async def run() -> None:
-        replies.append(await call())  # type: ignore[operator]
+        replies.append(await call())
 
     nursery.start_soon(run)
     return replies
@@ -155,7 +155,7 @@ async def test_a_timeout_on_the_second_fetch_is_a_503_and_the_retry_reads_the_pa
         stack.faults.delay("streams.fetch", 0.02)
         with trio.fail_after(NO_HANG):  # a stalled link must not hang the request
             async with trio.open_nursery() as nursery:
-                replies = await in_background(
+                replies = in_background(
                     nursery, lambda: stack.alice.history(room_id, "limit=4"))
                 await calls_reached(stack, "streams.fetch", 2)
                 stack.proxy.stall()
@@ -193,7 +193,7 @@ async def test_a_connection_dropped_mid_create_is_a_503_without_an_orphan(
         stack.faults.delay("rooms.put", 0.1)
         with trio.fail_after(NO_HANG):
             async with trio.open_nursery() as nursery:
-                replies = await in_background(
+                replies = in_background(
                     nursery, lambda: stack.alice.create_room("dropped"))
                 await calls_reached(stack, "rooms.put", 1)
                 stack.proxy.sever(refuse=True)

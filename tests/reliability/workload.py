@@ -15,6 +15,7 @@ import itertools
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import trio
@@ -82,11 +83,11 @@ class Workload:
         self.stop = trio.Event()
 
     async def request(self, op: str, method: str, url: str, expect: int,
-                      outage: _Outage, **kwargs: object) -> httpx.Response | None:
+                      outage: _Outage, **kwargs: Any) -> httpx.Response | None:
         """One request; the response when it is ``expect``, else None (tallied)."""
         started = time.monotonic()
         try:
-            response = await self.http.request(method, url, **kwargs)  # type: ignore[arg-type]
+            response = await self.http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             self.tally.errors.append(f"{op}: {type(exc).__name__}: {exc}")
             return None
@@ -166,11 +167,11 @@ async def read_all(http: httpx.AsyncClient, room: str,
     raise AssertionError("history paging did not end")
 
 
-async def _page(http: httpx.AsyncClient, room: str, after: int, attempts: int) -> dict[str, object]:
+async def _page(http: httpx.AsyncClient, room: str, after: int, attempts: int) -> dict[str, Any]:
     for _ in range(attempts):
         reply = await http.get(f"/rooms/{room}/history", params={"after": after, "limit": 1000})
         if reply.status_code == 200:
-            page: dict[str, object] = reply.json()
+            page: dict[str, Any] = reply.json()
             return page
         assert reply.status_code == 503, reply.text
         await trio.sleep(0.1)
