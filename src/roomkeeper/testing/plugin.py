@@ -12,10 +12,12 @@ test::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ._deployment import DEFAULT_USERS, InProcessDeployment, roomkeeper_deployment
+if TYPE_CHECKING:
+    from ._deployment import InProcessDeployment
 
 __all__ = ["roomkeeper", "roomkeeper_jetstream", "roomkeeper_users"]
 
@@ -23,7 +25,7 @@ __all__ = ["roomkeeper", "roomkeeper_jetstream", "roomkeeper_users"]
 @pytest.fixture
 def roomkeeper_users() -> list[str]:
     """The users the ``roomkeeper`` fixture makes clients for."""
-    return list(DEFAULT_USERS)
+    return ["alice", "bob", "carol"]
 
 
 @pytest.fixture
@@ -36,5 +38,9 @@ def roomkeeper_jetstream() -> bool:
 async def roomkeeper(roomkeeper_users: list[str],
                      roomkeeper_jetstream: bool) -> AsyncIterator[InProcessDeployment]:
     """An in-memory roomkeeper, its app running in process, a client per user."""
+    # Imported here: an installed plugin is loaded by every pytest run, and most of
+    # them never ask for this fixture (the app and its dependencies are not small).
+    from ._deployment import roomkeeper_deployment
+
     async with roomkeeper_deployment(roomkeeper_users, jetstream=roomkeeper_jetstream) as rk:
         yield rk
