@@ -21,7 +21,7 @@ import trio
 
 from roomkeeper.adapters.http import create_app
 from roomkeeper.adapters.nats import NatsConnection, open_connection
-from roomkeeper.adapters.nats.deployment import open_nats_deployment
+from roomkeeper.adapters.nats.deployment import DEFAULT_REQUEST_TIMEOUT, open_nats_deployment
 from roomkeeper.client.signer import RequestSigner
 from roomkeeper.core import RoomId, stream_name_for_room
 from tests.reliability.cluster import NatsCluster
@@ -37,9 +37,16 @@ HEALTHY, DEGRADED, RECOVERED = 2.0, 16.0, 4.0
 #: JetStream notices a dead leader and elects another within its Raft election
 #: timeout (4-9 s in nats-server); after that, two of three nodes keep serving.
 ELECTION = 10.0
-#: The longest any operation may go without a single success while a node is down.
+#: The longest reads and publishes of existing rooms may go without a success.
 MAX_GAP = 14.0
+#: Creating an R3 stream needs the cluster to place three replicas with one node gone:
+#: it works at times and times out (503) at others, so creates must only answer,
+#: and succeed again soon after the node is back.
+CREATE_RESUMES_WITHIN = 8.0
+#: Nothing hangs: a few NATS calls in a row, each bounded by the request timeout.
+NO_HANG = 3 * DEFAULT_REQUEST_TIMEOUT + 1.0
 OPS = ("create", "history", "publish")
+SERVING = ("history", "publish")
 
 
 @pytest.fixture(scope="module")
@@ -121,20 +128,26 @@ async def test_a_node_killed_under_load_loses_no_acked_frame(cluster: NatsCluste
     tally = work.tally
     after_election = {op: tally.ok_between(op, killed + ELECTION, restarted) for op in OPS}
     gaps = {op: round(tally.longest_gap(op, killed, ended), 2) for op in OPS}
+    create_resumed = tally.longest_gap("create", rejoined, ended)
     record("cluster_kill", killed_node=f"n{victim} (leader of a busy room's stream)",
            acked_frames=sum(len(a) for a in work.acked.values()),
            acked_frames_lost=sum(missing.values()), rooms_created=len(work.created),
            rooms_checked_for_stream=len(everyone), node_down_s=round(restarted - killed, 1),
            rejoin_s=round(rejoined - restarted, 2), ok_while_down_after_election=after_election,
-           longest_gap_without_success_s=gaps, **tally.as_figures())
+           longest_gap_without_success_s=gaps, **tally.as_figures(),
+           creates_ok_while_down=tally.ok_between("create", killed, restarted),
+           create_gap_after_rejoin_s=round(create_resumed, 2))
     assert tally.errors == [], collections.Counter(tally.errors).most_common(10)
     assert sum(missing.values()) == 0, missing
     assert set(work.created) <= set(everyone)
-    for op in OPS:
-        # Two nodes of three kept serving once leaders were elected...
+    # Every request was answered, a 201 or a 503 with Retry-After, none hung...
+    assert tally.slowest < NO_HANG, tally.slowest
+    for op in SERVING:
+        # ...existing rooms kept serving on two nodes of three once leaders were elected...
         assert after_election[op] > 0, (op, after_election)
-        # ...and no operation was out for longer than an election or two.
+        # ...and no read or publish was out for longer than an election or two.
         assert gaps[op] < MAX_GAP, gaps
+    assert create_resumed < CREATE_RESUMES_WITHIN, create_resumed
 
 
 def signed_once(signer: RequestSigner, target: str) -> dict[str, str]:
