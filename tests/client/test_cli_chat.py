@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -204,6 +205,53 @@ async def test_follow_over_http_shows_history_then_new_messages(
     assert [line.split("  ")[-1] for line in seen.splitlines()] == ["before", "after"]
 
 
+async def test_history_shows_a_payload_that_is_not_chat(alice: Terminal, bob: Terminal) -> None:
+    room = await shared_room(alice, bob)
+    identity = Identity.load(alice.identity_path)
+    keyring = Keyring.load(alice.identity_path.parent / "keyring.json")
+    async with RoomsClient(alice.server, identity) as client:
+        session = RoomSession.from_keyring(client, room, keyring)
+        await session.publish(session.seal(b"\x00binary"))
+    line = (await bob.ok("history", room)).strip()
+    assert line.split() == ["-", alice.keyid, "[7", "bytes,", "not", "a", "chat", "message]"]
+
+
+async def follow_until(args: list[str], capsys: pytest.CaptureFixture[str],
+                       stream: str, text: str) -> str:
+    """Run ``follow`` until ``text`` shows on ``stream`` ("out" or "err"); the output."""
+    seen = ""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(execute, build_parser().parse_args(args))
+        with trio.fail_after(5):
+            while text not in seen:
+                seen += getattr(capsys.readouterr(), stream)
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    return seen
+
+
+async def test_follow_over_http_on_an_ephemeral_room_says_it_sees_nothing(
+    alice: Terminal, capsys: pytest.CaptureFixture[str],
+) -> None:
+    room = (await alice.ok("rooms", "create", "lobby", "--ephemeral")).strip()
+    err = await follow_until(["follow", room, "--via", "http", "--server", alice.server,
+                              "--identity", str(alice.identity_path)], capsys, "err", "\n")
+    assert err == ("this room keeps no history: only new messages will show, "
+                   "and only over --via nats\n")
+
+
+async def test_follow_reports_frames_that_fail_verification(
+    alice: Terminal, bob: Terminal, capsys: pytest.CaptureFixture[str],
+) -> None:
+    room = await shared_room(alice, bob)
+    async with RoomsClient(alice.server, Identity.load(alice.identity_path)) as client:
+        await client.publish(room, b"\x01forged")
+    await alice.send_with_sdk(room, "real", Via.HTTP)
+    err = await follow_until(["follow", room, "--via", "http", "--server", bob.server,
+                              "--identity", str(bob.identity_path)], capsys, "err", "\n")
+    assert err == "1 frames failed verification and were not shown\n"
+
+
 # --- errors: one line each, status 1 ----------------------------------------------------
 
 
@@ -212,6 +260,29 @@ async def test_unreachable_server(alice: Terminal) -> None:
     error = await alice.fails("rooms", "list")
     assert error.startswith(f"roomkeeper rooms list: cannot reach the roomkeeper server at "
                             f"{alice.server}")
+
+
+async def test_a_server_that_is_not_roomkeeper(alice: Terminal,
+                                               nursery: trio.Nursery) -> None:
+    async def hello(scope: dict[str, object], receive: Any, send: Any) -> None:
+        """An ASGI app that answers every request with 200 'hello'."""
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    binds = await nursery.start(partial(serve, hello, config,
+                                        shutdown_trigger=trio.sleep_forever))
+    alice.server = str(binds[0])
+    error = await alice.fails("rooms", "list")
+    assert error.startswith(
+        f"roomkeeper rooms list: {alice.server} does not look like a roomkeeper server: ")
 
 
 async def test_unreachable_nats(alice: Terminal, bob: Terminal) -> None:
