@@ -9,10 +9,9 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-
-import nats
 
 __all__ = ["BatchGetError", "DirectBatchGet", "connect", "delete_msg"]
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import nats
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-import nats
 from roomkeeper.adapters.http import create_app
 from roomkeeper.adapters.nats import NatsConnection
 from roomkeeper.adapters.nats.deployment import open_nats_deployment

@@ -8,9 +8,9 @@ import socket
 import stat
 from pathlib import Path
 
+import nats
 import pytest
 
-import nats
 from roomkeeper.adapters.nats import server as server_mod
 from roomkeeper.adapters.nats.server import (
     ClusterConfig,
