@@ -1,0 +1,386 @@
+"""``roomkeeper serve`` as a real process: the default deployment (it starts the bundled
+nats-server and stops it again), an existing NATS given through the environment, and
+startup failures that must end in one line, quickly.
+
+Every server here listens on 127.0.0.1 on a free port (``0``) and keeps its data under
+the test's temporary directory. Processes are stopped by pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from roomkeeper.adapters.nats.server import free_port
+from roomkeeper.client.signer import RequestSigner, SignatureAuth
+from tests.conftest import NatsServer
+
+SCRIPT = Path(sys.executable).parent / "roomkeeper"
+#: Generous bounds for a loaded machine; the tests take about a second each.
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+FREE_PORTS = ["--nats-port", "0", "--ws-port", "0", "--bind", "127.0.0.1:0"]
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[str]
+    lines: list[str]
+
+    def address(self, pattern: str) -> str:
+        for line in self.lines:
+            if match := re.fullmatch(pattern, line):
+                return match[1]
+        raise AssertionError(f"no line matches {pattern!r} in {self.lines}")
+
+    @property
+    def http(self) -> str:
+        return self.address(r"roomkeeper: serving on (http://127\.0\.0\.1:\d+)")
+
+    @property
+    def nats(self) -> str:
+        return self.address(r"roomkeeper: NATS on (nats://127\.0\.0\.1:\d+) .*")
+
+    @property
+    def ws_port(self) -> int:
+        return int(self.address(r"roomkeeper: websocket on ws://127\.0\.0\.1:(\d+) .*"))
+
+    @property
+    def nats_pid(self) -> int:
+        return int(self.address(r"roomkeeper: NATS on .*\(bundled nats-server, pid (\d+)\)"))
+
+    def stop(self, signum: int = signal.SIGINT, *, group: bool = False) -> tuple[int, str]:
+        """Signal roomkeeper (or, like a terminal's Ctrl-C, its whole process group);
+        its exit status and everything it wrote to stderr."""
+        if group:
+            os.killpg(self.proc.pid, signum)
+        else:
+            os.kill(self.proc.pid, signum)
+        _, stderr = self.proc.communicate(timeout=STOP_TIMEOUT)
+        return self.proc.returncode, stderr
+
+
+def serve(args: Sequence[str], *, env: dict[str, str] | None = None, lines: int,
+          new_session: bool = False) -> Running:
+    """Start ``roomkeeper serve`` and wait for the ``lines`` lines it prints once up."""
+    proc = subprocess.Popen(
+        [str(SCRIPT), "serve", *args], env={**os.environ, **(env or {})}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=new_session)
+    running = Running(proc, [])
+    try:
+        running.lines.extend(_first_lines(proc, lines, START_TIMEOUT))
+    except BaseException:
+        _kill(running)
+        raise
+    return running
+
+
+def _first_lines(proc: subprocess.Popen[str], count: int, within: float) -> list[str]:
+    """Read whole lines straight from the pipe (a buffered reader would hide lines it
+    has read ahead from select)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    data = b""
+    deadline = time.monotonic() + within
+    while data.count(b"\n") < count:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            raise AssertionError(f"roomkeeper serve is not up; exit status {proc.poll()}, "
+                                 f"stdout so far: {data!r}")
+        if select.select([fd], [], [], min(left, 0.1))[0]:
+            data += os.read(fd, 4096)
+    return data.decode().splitlines()[:count]
+
+
+def _kill(running: Running) -> None:
+    """Clean up after a failed test: SIGKILL roomkeeper and the server it started."""
+    pids = [running.proc.pid]
+    if any("bundled nats-server" in line for line in running.lines):
+        pids.append(running.nats_pid)
+    for pid in pids:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    running.proc.communicate()
+
+
+@pytest.fixture
+def started() -> Iterator[list[Running]]:
+    """The servers a test starts; whatever is still running at the end is killed."""
+    servers: list[Running] = []
+    yield servers
+    for running in servers:
+        if running.proc.poll() is None:
+            _kill(running)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def servers_on(data_dir: Path) -> list[int]:
+    """Pids of nats-servers running with the config in ``data_dir``."""
+    config = str(data_dir / "nats-server.conf").encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and config in (entry / "cmdline").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return pids
+
+
+def core_publish(url: str, subject: str, frames: Sequence[bytes]) -> None:
+    """A client with no JetStream and nothing of roomkeeper, as a browser would be."""
+
+    async def publish() -> None:
+        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+        try:
+            for frame in frames:
+                await nc.publish(subject, frame)
+            await nc.flush(timeout=2)
+        finally:
+            await nc.close()
+
+    asyncio.run(publish())
+
+
+def history(http: httpx.Client, room_id: str, count: int) -> list[bytes]:
+    """The room's frames once there are ``count`` of them (a core publish has no ack)."""
+    deadline = time.monotonic() + 5
+    while True:
+        reply = http.get(f"/rooms/{room_id}/history")
+        assert reply.status_code == 200, reply.text
+        frames = [base64.b64decode(m) for m in reply.json()["messages"]]
+        if len(frames) >= count or time.monotonic() > deadline:
+            return frames
+        time.sleep(0.01)
+
+
+def signed_client(base_url: str, signer: RequestSigner) -> httpx.Client:
+    return httpx.Client(base_url=base_url, auth=SignatureAuth(signer), timeout=5)
+
+
+FRAMES = [b"\x00one", b"two\xff", b"three"]
+
+
+# --- the default deployment -----------------------------------------------------------------
+
+
+def test_default_serve_keeps_rooms_and_history_across_a_restart(
+    tmp_path: Path, started: list[Running]
+) -> None:
+    data_dir = tmp_path / "data"
+    signer = RequestSigner(os.urandom(32))
+    first = serve(["--data-dir", str(data_dir), *FREE_PORTS], lines=4)
+    started.append(first)
+    with signed_client(first.http, signer) as http:
+        room_id = http.post("/rooms", json={"name": "kept"}).json()["id"]
+        core_publish(first.nats, f"rooms.{room_id}", FRAMES)
+        before = history(http, room_id, len(FRAMES))
+    status, stderr = first.stop(signal.SIGINT)
+
+    assert before == FRAMES
+    assert status == 0, stderr
+    assert "Traceback" not in stderr
+    assert not pid_alive(first.nats_pid)
+    assert servers_on(data_dir) == []
+
+    again = serve(["--data-dir", str(data_dir), *FREE_PORTS], lines=4)
+    started.append(again)
+    with signed_client(again.http, signer) as http:
+        rooms = http.get("/rooms").json()["rooms"]
+        after = history(http, room_id, len(FRAMES))
+    status, _ = again.stop(signal.SIGTERM)
+
+    assert [room["id"] for room in rooms] == [room_id]
+    assert after == FRAMES
+    assert status == 0
+    assert not pid_alive(again.nats_pid)
+
+
+def test_startup_prints_every_address_and_each_request_is_logged_in_one_line(
+    tmp_path: Path, started: list[Running]
+) -> None:
+    running = serve(["--data-dir", str(tmp_path / "d"), *FREE_PORTS], lines=4)
+    started.append(running)
+    signer = RequestSigner(os.urandom(32))
+    with signed_client(running.http, signer) as http:
+        room_id = http.post("/rooms", json={"name": "logged"}).json()["id"]
+        http.post(f"/rooms/{room_id}/messages", content=b"secret frame")
+        http.get(f"/rooms/{room_id}/history")
+        websocket = websocket_upgrade_status(running.ws_port)
+    _, stderr = running.stop()
+
+    assert [line.split(" on ")[0] for line in running.lines[:3]] == [
+        "roomkeeper: serving", "roomkeeper: NATS", "roomkeeper: websocket"]
+    assert running.lines[3] == (f"roomkeeper: data in {tmp_path / 'd'} "
+                                f"(nats-server log: {tmp_path / 'd' / 'nats-server.log'})")
+    assert websocket == 101
+    access = [line for line in stderr.splitlines() if " roomkeeper.http INFO " in line]
+    assert [line.split(" INFO ")[1].split()[:3] for line in access] == [
+        ["POST", "/rooms", "201"],
+        ["POST", f"/rooms/{room_id}/messages", "201"],
+        ["GET", f"/rooms/{room_id}/history", "200"],
+    ]
+    assert all(line.endswith(signer.keyid) for line in access)
+    assert "secret frame" not in stderr and base64.b64encode(b"secret frame").decode() not in stderr
+
+
+def websocket_upgrade_status(port: int) -> int:
+    request = (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(request.encode())
+        status_line = sock.recv(1024).split(b"\r\n", 1)[0]
+    return int(status_line.split()[1])
+
+
+def test_ctrl_c_in_a_terminal_stops_roomkeeper_then_its_nats_server(
+    tmp_path: Path, started: list[Running]
+) -> None:
+    """A terminal sends SIGINT to the whole foreground group. The nats-server must not
+    die first: roomkeeper drains its connection, then stops the server."""
+    running = serve(["--data-dir", str(tmp_path / "d"), *FREE_PORTS], lines=4,
+                    new_session=True)
+    started.append(running)
+
+    began = time.monotonic()
+    status, stderr = running.stop(signal.SIGINT, group=True)
+    took = time.monotonic() - began
+
+    assert status == 0
+    assert took < 3, f"shutdown took {took:.1f}s"
+    assert "WARNING" not in stderr and "Traceback" not in stderr, stderr
+    assert not pid_alive(running.nats_pid)
+
+
+# --- an existing NATS ----------------------------------------------------------------------
+
+
+def test_serve_on_an_existing_nats_configured_by_the_environment(
+    nats_server: NatsServer, started: list[Running]
+) -> None:
+    env = {"ROOMKEEPER_NATS_URL": nats_server.url, "ROOMKEEPER_BIND": "127.0.0.1:0",
+           "ROOMKEEPER_PUBLIC_AUTHORITY": "chat.test", "ROOMKEEPER_MAX_MSGS": "2"}
+    running = serve([], env=env, lines=2)
+    started.append(running)
+    signer = RequestSigner(os.urandom(32), authority="chat.test")
+    with signed_client(running.http, signer) as http:
+        room_id = http.post("/rooms", json={"name": "external"}).json()["id"]
+        seqs = [http.post(f"/rooms/{room_id}/messages", content=f).json()["seq"]
+                for f in FRAMES]
+        config = stream_config_json(nats_server.url, f"ROOM_{room_id}")
+        kept = history(http, room_id, 2)
+        deleted = http.delete(f"/rooms/{room_id}")
+    status, _ = running.stop(signal.SIGTERM)
+
+    assert running.lines[1] == f"roomkeeper: NATS at {nats_server.url} (replicas 1)"
+    assert seqs == [1, 2, 3]
+    assert config["max_msgs"] == 2
+    assert kept == FRAMES[1:]
+    assert deleted.status_code == 204
+    assert status == 0
+    assert nats_server.running  # someone else's server is left alone
+
+
+def stream_config_json(url: str, name: str) -> dict[str, object]:
+    async def info() -> dict[str, object]:
+        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+        try:
+            reply = await nc.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=2)
+        finally:
+            await nc.close()
+        config: dict[str, object] = json.loads(reply.data)["config"]
+        return config
+
+    return asyncio.run(info())
+
+
+# --- startup failures: one line, exit 1, quickly -----------------------------------------------
+
+
+def run_failing(args: Sequence[str], within: float = 10) -> tuple[int, str, str, float]:
+    began = time.monotonic()
+    done = subprocess.run([str(SCRIPT), "serve", *args], capture_output=True, text=True,
+                          timeout=within, check=False)
+    return done.returncode, done.stdout, done.stderr, time.monotonic() - began
+
+
+def test_an_unreachable_nats_at_startup_exits_1_with_one_line() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+
+    status, out, err, took = run_failing(
+        ["--nats", url, "--connect-timeout", "0.5", "--bind", "127.0.0.1:0"])
+
+    assert status == 1
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        f"roomkeeper serve: could not start: could not connect to NATS at {url} within 0.5s: ")
+    assert took < 5
+
+
+@pytest.mark.slow  # waits out the default connect timeout of 5 s
+def test_an_unreachable_nats_gives_up_after_the_default_timeout() -> None:
+    status, _, err, took = run_failing(
+        ["--nats", f"nats://127.0.0.1:{free_port()}", "--bind", "127.0.0.1:0"], within=15)
+
+    assert (status, err.count("\n")) == (1, 1)
+    assert "within 5s" in err
+    assert took < 9
+
+
+@pytest.mark.parametrize("port_flag", ["--nats-port", "--ws-port"])
+def test_a_nats_port_in_use_exits_1_with_one_line(tmp_path: Path, port_flag: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["--nats-port", "0", "--ws-port", "0", port_flag, str(port)]
+        status, out, err, _ = run_failing(
+            ["--data-dir", str(tmp_path), "--bind", "127.0.0.1:0", *args])
+
+    assert (status, out) == (1, "")
+    assert err.count("\n") == 1, err
+    assert err.startswith("roomkeeper serve: could not start: cannot start the bundled "
+                          "nats-server: ")
+    assert f"127.0.0.1:{port}" in err and "address already in use" in err
+    assert servers_on(tmp_path) == []
+
+
+def test_an_http_port_in_use_exits_1_and_stops_the_nats_server_it_started(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, out, err, _ = run_failing(["--data-dir", str(tmp_path), "--nats-port", "0",
+                                           "--ws-port", "0", "--bind", f"127.0.0.1:{port}"])
+
+    assert (status, out) == (1, "")
+    assert err.startswith(f"roomkeeper serve: cannot listen on 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1, err
+    assert servers_on(tmp_path) == []
