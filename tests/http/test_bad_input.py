@@ -133,3 +133,15 @@ async def test_a_body_of_exactly_one_mib_is_accepted(api: ApiClient,
     reply = await api.call("POST", f"/rooms/{room['id']}/messages", body=frame)
 
     assert reply.status == 201
+
+
+async def test_unknown_query_parameters_are_refused(api: ApiClient) -> None:
+    room = await api.create_room()
+    before = await api.snapshot()
+    for target in (f"/rooms/{room['id']}/history?limt=5", "/rooms?limit=3",
+                   f"/rooms/{room['id']}?x=1"):
+        reply = await api.call("GET", target)
+        assert reply.status == 400, target
+        assert reply.error == "unknown_parameter"
+    assert (await api.history(room["id"], "limit=5")).status == 200
+    assert await api.snapshot() == before

@@ -19,7 +19,7 @@ from ...ports import Deployment
 from ..driver import wiring_of
 from .auth import PUBLIC_PATHS, authenticate, raw_target, read_body
 from .responses import error_response, json_response, no_content
-from .routes import Api
+from .routes import Api, reject_unknown_query
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
 
@@ -90,6 +90,7 @@ def _add_middleware(
         g.body = await read_body(request, max_body)
         if raw_target(request.scope)[0] not in PUBLIC_PATHS:
             g.keyid = await authenticate(request, g.body, deployment, public_authority)
+            reject_unknown_query(request)
         return None
 
     @app.after_request

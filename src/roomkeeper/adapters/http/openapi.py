@@ -63,10 +63,11 @@ def _ref(kind: str, name: str) -> Json:
 
 
 def _responses(success: Json, *errors: str) -> Json:
-    """``success`` maps status to response; every signed operation can also get 401."""
+    """``success`` maps status to response; every signed operation can also get 401, and
+    400 for a query parameter it does not read."""
     result = dict(success)
     for status in ("400", "401", "403", "404", "409", "413", "415", "503"):
-        if status in errors or status == "401":
+        if status in errors or status in ("400", "401"):
             result[status] = _ref("responses", status)
     return result
 
@@ -168,7 +169,8 @@ def _components_responses() -> Json:
     www = {"WWW-Authenticate": {"schema": {"type": "string", "const": "Signature"}}}
     return {
         "400": _error("Bad input: invalid JSON, a wrong type, an unknown field, an "
-                      "invalid name, keyid, mode, limit or cursor."),
+                      "invalid name, keyid, mode, limit or cursor, or a query parameter the "
+                      "operation does not read (unknown_parameter)."),
         "401": _error("The request signature is missing or invalid (always the same "
                       "body).", www),
         "403": _error("Signed, but not allowed: the caller is not a member or not the "

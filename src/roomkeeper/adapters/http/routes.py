@@ -32,7 +32,13 @@ from .bodies import decode_json, require_json_media_type
 from .openapi import openapi_document
 from .responses import history_response, json_response, no_content
 
-__all__ = ["Api"]
+__all__ = ["Api", "reject_unknown_query"]
+
+#: The query parameters each signed endpoint reads; any other is a mistake worth a 400
+#: (a mistyped ``limt=5`` silently ignored would answer a different question).
+QUERY_PARAMETERS: dict[str, frozenset[str]] = {
+    "history": frozenset({"limit", "before", "after"}),
+}
 
 
 def caller() -> KeyId:
@@ -47,6 +53,14 @@ def json_body(req: Request) -> object:
     require_json_media_type(req.mimetype)
     body: bytes = g.body
     return decode_json(body)
+
+
+def reject_unknown_query(req: Request) -> None:
+    if req.endpoint is None:  # no route: the 404 or 405 comes from routing
+        return
+    unknown = sorted(set(req.args) - QUERY_PARAMETERS.get(req.endpoint, frozenset()))
+    if unknown:
+        raise BadRequest(f"unknown query parameter: {unknown[0]}", code="unknown_parameter")
 
 
 def single_query(req: Request, name: str) -> str | None:
