@@ -27,6 +27,7 @@ import httpx
 import nats
 import pytest
 
+from roomkeeper.adapters.cli import main
 from roomkeeper.adapters.nats.server import free_port
 from roomkeeper.client.signer import RequestSigner, SignatureAuth
 from tests.conftest import NatsServer
@@ -274,6 +275,34 @@ def test_ctrl_c_in_a_terminal_stops_roomkeeper_then_its_nats_server(
     assert took < 3, f"shutdown took {took:.1f}s"
     assert "WARNING" not in stderr and "Traceback" not in stderr, stderr
     assert not pid_alive(running.nats_pid)
+
+
+def test_the_terminal_client_works_against_the_default_deployment(
+    tmp_path: Path, started: list[Running], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The chat commands are part of ``roomkeeper``: keygen, a room, a message sent over
+    core NATS to the bundled server, and history, decrypted."""
+    running = serve(["--data-dir", str(tmp_path / "d"), *FREE_PORTS], lines=4)
+    started.append(running)
+    identity = str(tmp_path / "me.json")
+    common = ["--server", running.http, "--nats", running.nats, "--identity", identity]
+
+    assert main(["keygen", "--identity", identity]) == 0
+    assert main(["rooms", "create", "general", *common]) == 0
+    room = capsys.readouterr().out.split()[-1]
+    assert main(["send", room, "hello from a terminal", "--via", "nats", *common]) == 0
+    deadline = time.monotonic() + 5
+    while True:
+        capsys.readouterr()
+        assert main(["history", room, *common]) == 0
+        out = capsys.readouterr().out
+        if "hello from a terminal" in out or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    status, _ = running.stop()
+
+    assert "hello from a terminal" in out
+    assert status == 0
 
 
 # --- an existing NATS ----------------------------------------------------------------------

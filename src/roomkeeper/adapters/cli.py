@@ -1,4 +1,5 @@
-"""The ``roomkeeper`` command: ``serve`` (in ``serve.py``), ``sign`` and ``keygen``.
+"""The ``roomkeeper`` command: ``serve`` (in ``serve.py``), ``sign`` and ``keygen``, and
+the terminal client's commands (in ``cli_chat.py``).
 
 ``main(argv)`` returns the exit status: 0 on success (also after Ctrl-C or SIGTERM
 stopped the server), 1 when the command failed, 2 for a usage error.
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 from ..client.keys import Identity, IdentityError
 from ..core import sign_request
+from . import cli_chat
 from .serve import add_parser as add_serve_parser
 from .settings import UsageError, parse_bind
 
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(commands)
     _add_sign(commands)
     _add_keygen(commands)
+    cli_chat.register(commands)
     return parser
 
 
