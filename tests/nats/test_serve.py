@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
+import logging
 import os
 import re
 import select
@@ -19,16 +21,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
 import nats
 import pytest
+import trio
 
 from roomkeeper.adapters.cli import main
+from roomkeeper.adapters.memory import memory_deployment
 from roomkeeper.adapters.nats.server import free_port
+from roomkeeper.adapters.serve import Plan, serve_forever
 from roomkeeper.client.signer import RequestSigner, SignatureAuth
 from tests.conftest import NatsServer
 
@@ -303,6 +310,61 @@ def test_the_terminal_client_works_against_the_default_deployment(
 
     assert "hello from a terminal" in out
     assert status == 0
+
+
+def test_a_second_serve_on_the_same_data_dir_is_refused(
+    tmp_path: Path, started: list[Running]
+) -> None:
+    """nats-server does not notice a second server on its JetStream store; roomkeeper
+    must, before it starts one."""
+    first = serve(["--data-dir", str(tmp_path), *FREE_PORTS], lines=4)
+    started.append(first)
+
+    status, out, err, _ = run_failing(["--data-dir", str(tmp_path), *FREE_PORTS])
+    with signed_client(first.http, RequestSigner(os.urandom(32))) as http:
+        still_serving = http.get("/rooms").status_code
+    servers = servers_on(tmp_path)
+    first.stop()
+
+    assert (status, out) == (1, "")
+    assert err == (f"roomkeeper serve: could not start: {tmp_path} is in use by another "
+                   f"roomkeeper serve (pid {first.proc.pid})\n")
+    assert servers == [first.nats_pid]
+    assert still_serving == 200
+
+
+async def test_a_second_ctrl_c_during_shutdown_is_noted_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In process, so that the second signal lands while the backends are still closing:
+    trio would re-raise a signal left in the receiver as a KeyboardInterrupt."""
+    caplog.set_level(logging.INFO, logger="roomkeeper.cli")
+    up, closing, release = trio.Event(), trio.Event(), trio.Event()
+
+    @asynccontextmanager
+    async def slow_to_close() -> AsyncIterator[None]:
+        yield
+        closing.set()
+        await release.wait()
+
+    deployment = dataclasses.replace(memory_deployment(), lifespan=slow_to_close)
+    plan = Plan(lambda: deployment, lambda: [])
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(serve_forever, plan, "127.0.0.1:0", None,
+                                       announce=lambda line: up.set()))
+            await up.wait()
+            signal.raise_signal(signal.SIGINT)
+            await closing.wait()
+            signal.raise_signal(signal.SIGINT)
+            for _ in range(200):  # the watcher takes the signal at its next checkpoint
+                if "already shutting down" in caplog.text:
+                    break
+                await trio.sleep(0.01)
+            release.set()
+
+    assert [r.getMessage() for r in caplog.records if r.name == "roomkeeper.cli"] == [
+        "SIGINT: shutting down", "SIGINT: already shutting down"]
 
 
 # --- an existing NATS ----------------------------------------------------------------------

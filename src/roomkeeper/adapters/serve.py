@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import fcntl
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -76,6 +77,8 @@ T = TypeVar("T")
 
 log = logging.getLogger("roomkeeper.cli")
 
+#: In the data directory: held while a roomkeeper serves from it; holds its pid.
+LOCK_NAME = "roomkeeper.lock"
 #: Flags that only mean something for the bundled nats-server.
 BUNDLED_ONLY = (DATA_DIR, NATS_PORT, WS_PORT)
 
@@ -184,7 +187,44 @@ def plan_for(settings: ServeSettings) -> Plan:
                     lambda: [f"NATS at {_redacted(url)} (replicas {settings.replicas})"])
     server = NatsServerProcess(settings.data_dir.expanduser().resolve(),
                                port=settings.nats_port, ws_port=settings.ws_port)
-    return Plan(partial(nats, server=server), partial(_describe_bundled, server))
+    return Plan(lambda: _one_per_data_dir(nats(server=server), server.data_dir),
+                partial(_describe_bundled, server))
+
+
+class DataDirInUse(Exception):
+    """Another ``roomkeeper serve`` runs on this data directory."""
+
+
+def _one_per_data_dir(deployment: Deployment, data_dir: Path) -> Deployment:
+    """The deployment, its lifespan holding the data directory's lock: two nats-servers
+    on one JetStream store would corrupt it, and nats-server does not check."""
+    inner = deployment.lifespan
+    assert inner is not None, "the bundled deployment starts its server in its lifespan"
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        with _exclusive(data_dir):
+            async with inner():
+                yield
+
+    return dataclasses.replace(deployment, lifespan=lifespan)
+
+
+@contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / LOCK_NAME).open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            raise DataDirInUse(
+                f"{data_dir} is in use by another roomkeeper serve (pid {owner})") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield  # the lock goes with the file when it closes
 
 
 def _describe_bundled(server: NatsServerProcess) -> list[str]:
@@ -226,10 +266,14 @@ async def open_backends(deployment: Deployment) -> AsyncIterator[Deployment]:
         yield dataclasses.replace(deployment, lifespan=None)
 
 
-async def _wait_for_stop(receiver: AsyncIterable[int]) -> None:
+async def _watch_signals(receiver: AsyncIterable[int], stop: trio.Event) -> None:
+    """The first SIGINT or SIGTERM starts the shutdown. Later ones (a second Ctrl-C) are
+    consumed and noted: left in the receiver, trio would re-raise them when it closes,
+    as a KeyboardInterrupt with a traceback, in the middle of a clean shutdown."""
     async for signum in receiver:
-        log.info("%s: shutting down", signal.Signals(signum).name)
-        return
+        name = signal.Signals(signum).name
+        log.info("%s: %s", name, "already shutting down" if stop.is_set() else "shutting down")
+        stop.set()
 
 
 def _hypercorn_config(bind: str) -> Config:
@@ -251,16 +295,24 @@ async def serve_forever(
     """Open the backends, serve until SIGINT or SIGTERM, then shut down gracefully:
     the last requests finish, then the backends drain and stop."""
     config = _hypercorn_config(bind)
+    stop = trio.Event()
     # The receiver is open before anything starts, so an early Ctrl-C is not lost.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_backends(plan.make_deployment()) as deployment:
-            app = create_app(deployment, public_authority=public_authority)
-            async with trio.open_nursery() as nursery:
-                binds = await nursery.start(partial(
-                    hypercorn_serve, app, config,
-                    shutdown_trigger=partial(_wait_for_stop, signals)))
-                for line in [f"serving on {address}" for address in binds] + plan.describe():
-                    announce(f"roomkeeper: {line}")
+        async with trio.open_nursery() as watcher:
+            watcher.start_soon(_watch_signals, signals, stop)
+            await _serve(plan, config, public_authority, stop, announce)
+            watcher.cancel_scope.cancel()
+
+
+async def _serve(plan: Plan, config: Config, public_authority: str | None, stop: trio.Event,
+                 announce: Callable[[str], None]) -> None:
+    async with open_backends(plan.make_deployment()) as deployment:
+        app = create_app(deployment, public_authority=public_authority)
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(hypercorn_serve, app, config,
+                                                shutdown_trigger=stop.wait))
+            for line in [f"serving on {address}" for address in binds] + plan.describe():
+                announce(f"roomkeeper: {line}")
 
 
 def configure_logging(level: int) -> None:
