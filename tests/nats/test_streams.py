@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import partial
 from typing import Any
 
 import nats.js.errors
@@ -172,22 +173,55 @@ async def test_concurrent_ensures_all_succeed(
     assert (await raw_config(nats_conn, stream_name))["max_msgs"] == 50
 
 
+#: Frames whose bytes look like NATS headers, a status line or a protocol line, and an
+#: empty one: a reply's payload is never read as headers.
+TRICKY_FRAMES = {
+    4: b"Nats-Sequence: 5\r\n",
+    5: b"NATS/1.0 204 EOB\r\nNats-Num-Pending: 0\r\n\r\n",
+    11: b"\r\nNats-Sequence: 999\r\nStatus: 404\r\n\r\n",
+    12: b"",
+    13: b"HMSG _INBOX.x 1 30 30\r\nNATS/1.0\r\n\r\n",
+}
+#: Headers a publisher stored with its message. The server appends its own after them,
+#: so the reply carries two Nats-Sequence headers: the last one is the server's.
+STORED_HEADERS = {
+    14: {"Nats-Sequence": "5"},
+    15: {"Status": "204", "Description": "EOB"},
+    16: {"Nats-Num-Pending": "0", "Nats-Sequence": "1"},
+    17: {"X-Note": "Nats-Sequence: 3"},
+}
+DELETED = (1, 2, 7, 8, 9, 20, 33, 40)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "nats-py-parsed"])
+@pytest.mark.parametrize("max_bytes", [None, 40], ids=["one-round", "max-bytes-rounds"])
 async def test_batch_and_fallback_return_identical_pages_with_deletions(
-    store: NatsStreamStore, stream_name: str
+    nats_conn: NatsConnection, stream_name: str, fast: bool, max_bytes: int | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The batch read, by the fast reply path or by nats-py's header parsing, and in one
+    # round or many small max_bytes rounds, returns exactly what get-by-sequence does.
+    store = NatsStreamStore(nats_conn, fast_replies=fast)
     spec = spec_for(stream_name)
-    await filled(store, spec, 40)
-    for seq in (1, 2, 7, 8, 9, 20, 33, 40):
+    await store.ensure(spec)
+    frames = {n: TRICKY_FRAMES.get(n, b"m%d" % n) for n in range(1, 41)}
+    for n, frame in frames.items():
+        headers = STORED_HEADERS.get(n)
+        await nats_conn.bridge.call(
+            partial(nats_conn.js.publish, spec.subjects[0], frame, headers=headers))
+    for seq in DELETED:
         await store.delete_message(stream_name, seq)
+    if max_bytes is not None:
+        monkeypatch.setattr(reads_module, "BATCH_MAX_BYTES", max_bytes)
     for start, count in [(1, 40), (1, 5), (3, 4), (7, 3), (10, 11), (30, 100), (41, 5),
-                         (0, 3), (38, 1), (40, 1)]:
+                         (0, 3), (38, 1), (40, 1), (4, 14)]:
         batch = await store.fetch(stream_name, start, count)
         assert batch == await store.fetch_fallback(stream_name, start, count), (start, count)
-        expected = [s for s in range(max(start, 1), start + count) if s <= 40]
-        assert [m.seq for m in batch] == [
-            s for s in expected if s not in (1, 2, 7, 8, 9, 20, 33, 40)]
+        expected = [s for s in range(max(start, 1), start + count)
+                    if s <= 40 and s not in DELETED]
+        assert batch == tuple(StoredMessage(s, frames[s]) for s in expected), (start, count)
     assert await store.fetch(stream_name, 3, 2) == (
-        StoredMessage(3, b"m3"), StoredMessage(4, b"m4"))
+        StoredMessage(3, b"m3"), StoredMessage(4, b"Nats-Sequence: 5\r\n"))
 
 
 async def test_a_batch_is_one_direct_get_and_reads_create_no_consumer(

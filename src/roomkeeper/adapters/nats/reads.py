@@ -21,6 +21,11 @@ source (``stream.go``, ``getDirectRequest``):
 - ``503`` (no responders): allow_direct is off, the stream is missing, or its replicas
   are moving; the caller finds out which.
 
+``BatchReader`` does this for one connection: one wildcard inbox subscription serves
+every round (a round is one request; its replies come on a subject of their own, so a
+late reply to an abandoned round never lands in another), and the replies skip
+nats-py's header parsing (``replies.py``) where this nats-py allows it.
+
 Get-by-sequence (the fallback): ``$JS.API.STREAM.MSG.GET`` per sequence, pipelined
 with bounded concurrency, within the range that stream info reports.
 """
@@ -29,9 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import Any
 
 import nats.js.errors
 from nats.aio.client import Client
@@ -40,12 +46,16 @@ from nats.js import JetStreamContext
 
 from roomkeeper.core import StoredMessage
 
-__all__ = ["BATCH_MAX_BYTES", "ReadMode", "fetch_batch", "fetch_by_sequence"]
+from .replies import has_header, header_int, is_status, route_raw, unroute
+
+__all__ = ["BATCH_MAX_BYTES", "BatchReader", "ReadMode", "fetch_by_sequence"]
 
 #: Bytes per batch reply burst (see the module docstring).
 BATCH_MAX_BYTES = 8 * 1024 * 1024
 _STATUS = "Status"
 _EOB, _NOT_FOUND, _NO_RESPONDERS = "204", "404", "503"
+_SEQUENCE_KEY, _NUM_PENDING_KEY = "Nats-Sequence", "Nats-Num-Pending"
+_SEQUENCE, _NUM_PENDING = _SEQUENCE_KEY.encode(), _NUM_PENDING_KEY.encode()
 
 
 class ReadMode(enum.Enum):
@@ -57,85 +67,164 @@ class ReadMode(enum.Enum):
     MISSING = "missing"
 
 
-@dataclass
+class BadReply(ValueError):
+    """A batch reply without the headers every stored message carries: the server is
+    not speaking the protocol this module reads."""
+
+
 class _Round:
-    """The replies to one batch request."""
+    """The replies to one batch request, as they arrive."""
 
-    messages: list[StoredMessage] = field(default_factory=list)
-    status: str | None = None
-    pending: int = 0
-    batch_ignored: bool = False
+    __slots__ = ("batch_ignored", "done", "messages", "pending", "status")
+
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.done = done
+        self.messages: list[StoredMessage] = []
+        self.status: str | None = None
+        self.pending = 0
+        self.batch_ignored = False
+
+    def on_data(self, seq: int | None, has_pending: bool, data: bytes) -> None:
+        if not self.messages and not has_pending:
+            # An old server: one plain direct-get reply, no batch, no EOB to wait for.
+            self.batch_ignored = True
+            self.done.set_result(None)
+            return
+        if seq is None:
+            raise BadReply("a batch reply without Nats-Sequence")
+        self.messages.append(StoredMessage(seq, data))
+
+    def on_status(self, headers: dict[str, str]) -> None:
+        status = headers.get(_STATUS, "")
+        if status not in (_EOB, _NOT_FOUND, _NO_RESPONDERS):
+            description = headers.get("Description", "")
+            raise nats.js.errors.APIError(code=int(status), description=description)
+        self.status = status
+        self.pending = int(headers.get("Nats-Num-Pending", 0))
+        self.done.set_result(None)
+
+    def fail(self, exc: Exception) -> None:
+        # Surfaced in the waiting read, never in nats-py's read loop or error callback.
+        if not self.done.done():
+            self.done.set_exception(exc)
 
 
-async def fetch_batch(
-    client: Client, name: str, start_seq: int, count: int, round_timeout: float
-) -> tuple[tuple[StoredMessage, ...] | None, ReadMode]:
-    """Stored messages in [start_seq, start_seq + count), or (None, mode) when batch
-    direct get is not available: mode BATCH for "no responders", BY_SEQUENCE for a
-    server that ignored ``batch``."""
-    end = start_seq + count
-    seq = max(start_seq, 1)
-    found: list[StoredMessage] = []
-    while seq < end:
-        batch = await _round(client, name, seq, end, round_timeout)
-        if batch.status == _NO_RESPONDERS:
-            return None, ReadMode.BATCH
-        if batch.batch_ignored:
-            return None, ReadMode.BY_SEQUENCE
-        found.extend(m for m in batch.messages if m.seq < end)
-        if not _truncated(batch, end - seq):
-            break
-        seq = batch.messages[-1].seq + 1
-    return tuple(found), ReadMode.BATCH
+class BatchReader:
+    """Batch direct gets on one connection (see the module docstring). ``fast=False``
+    keeps nats-py's own header parsing, which the tests compare with the fast path."""
+
+    def __init__(self, client: Client, *, fast: bool = True) -> None:
+        self._client = client
+        self._want_fast = fast
+        self._fast = False
+        self._prefix = ""
+        self._ids = itertools.count()
+        self._rounds: dict[bytes, _Round] = {}
+        self._sub: Any = None
+        self._starting: asyncio.Lock | None = None
+
+    @property
+    def fast(self) -> bool:
+        """Whether replies skip nats-py's header parsing (known after the first fetch)."""
+        return self._fast
+
+    async def fetch(
+        self, name: str, start_seq: int, count: int, round_timeout: float
+    ) -> tuple[tuple[StoredMessage, ...] | None, ReadMode]:
+        """Stored messages in [start_seq, start_seq + count), or (None, mode) when batch
+        direct get is not available: mode BATCH for "no responders", BY_SEQUENCE for a
+        server that ignored ``batch``."""
+        await self._start()
+        end = start_seq + count
+        seq = max(start_seq, 1)
+        found: list[StoredMessage] = []
+        while seq < end:
+            batch = await self._round(name, seq, end, round_timeout)
+            if batch.status == _NO_RESPONDERS:
+                return None, ReadMode.BATCH
+            if batch.batch_ignored:
+                return None, ReadMode.BY_SEQUENCE
+            found.extend(m for m in batch.messages if m.seq < end)
+            if not _truncated(batch, end - seq):
+                break
+            seq = batch.messages[-1].seq + 1
+        return tuple(found), ReadMode.BATCH
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            unroute(self._client, self._sub._id)
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _start(self) -> None:
+        if self._sub is not None:
+            return
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._sub is not None:
+                return
+            prefix = self._client.new_inbox()
+            sub = await self._client.subscribe(f"{prefix}.*", cb=self._on_msg)
+            self._fast = self._want_fast and route_raw(self._client, sub._id, self)
+            self._prefix, self._sub = prefix + ".", sub
+
+    async def _round(self, name: str, seq: int, end: int, round_timeout: float) -> _Round:
+        request = {"seq": seq, "batch": end - seq, "up_to_seq": end - 1,
+                   "max_bytes": BATCH_MAX_BYTES}
+        reply = f"{self._prefix}{next(self._ids)}"
+        key = reply.encode()
+        batch = _Round(asyncio.get_running_loop().create_future())
+        self._rounds[key] = batch
+        try:
+            await self._client.publish(f"$JS.API.DIRECT.GET.{name}",
+                                       json.dumps(request).encode(), reply=reply)
+            await asyncio.wait_for(batch.done, round_timeout)
+        finally:
+            del self._rounds[key]
+        return batch
+
+    # -- replies, on nats-py's read loop (fast) or the subscription's task ---------
+    # A reply that carries Nats-Sequence is a stored message, whatever else it says: a
+    # publisher may have stored a "Status" header, even a status line, of its own. Only
+    # the server's own status replies (EOB, 404, 503, ...) come without one.
+
+    def on_raw(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
+        batch = self._rounds.get(subject)
+        if batch is None or batch.done.done():
+            return True  # a late reply to a round that gave up
+        try:
+            seq = None if is_status(headers) else header_int(headers, _SEQUENCE)
+            if seq is None:
+                return False  # a status reply, or an odd one: nats-py parses it
+            batch.on_data(seq, bool(batch.messages) or has_header(headers, _NUM_PENDING),
+                          data)
+        except Exception as exc:
+            batch.fail(exc)
+        return True
+
+    async def _on_msg(self, msg: Msg) -> None:
+        """The same replies through nats-py's parsed headers (``fast`` off)."""
+        self.on_parsed(msg.subject.encode(), msg.headers or {}, msg.data)
+
+    def on_parsed(self, subject: bytes, headers: dict[str, str], data: bytes) -> None:
+        batch = self._rounds.get(subject)
+        if batch is None or batch.done.done():
+            return
+        try:
+            seq = headers.get(_SEQUENCE_KEY)
+            if seq is None and _STATUS in headers:
+                batch.on_status(headers)
+            else:
+                batch.on_data(None if seq is None else int(seq),
+                              _NUM_PENDING_KEY in headers, data)
+        except Exception as exc:
+            batch.fail(exc)
 
 
 def _truncated(batch: _Round, asked: int) -> bool:
     """The server stopped at max_bytes with messages still pending."""
     return 0 < len(batch.messages) < asked and batch.pending > 0
-
-
-async def _round(client: Client, name: str, seq: int, end: int, round_timeout: float) -> _Round:
-    request = {"seq": seq, "batch": end - seq, "up_to_seq": end - 1,
-               "max_bytes": BATCH_MAX_BYTES}
-    batch = _Round()
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    async def on_reply(msg: Msg) -> None:
-        if done.done():
-            return
-        try:
-            if _take(batch, msg):
-                done.set_result(None)
-        except Exception as exc:  # surface it here, not in nats-py's error callback
-            done.set_exception(exc)
-
-    inbox = client.new_inbox()
-    sub = await client.subscribe(inbox, cb=on_reply)
-    try:
-        await client.publish(f"$JS.API.DIRECT.GET.{name}", json.dumps(request).encode(),
-                             reply=inbox)
-        await asyncio.wait_for(done, round_timeout)
-    finally:
-        await sub.unsubscribe()
-    return batch
-
-
-def _take(batch: _Round, msg: Msg) -> bool:
-    """Record one reply; True when it ends the round."""
-    headers = msg.headers or {}
-    status = headers.get(_STATUS)
-    if status is None:
-        if not batch.messages and "Nats-Num-Pending" not in headers:
-            batch.batch_ignored = True
-            return True
-        batch.messages.append(StoredMessage(int(headers["Nats-Sequence"]), msg.data))
-        return False
-    if status not in (_EOB, _NOT_FOUND, _NO_RESPONDERS):
-        description = next((v for k, v in headers.items() if k == "Description"), "")
-        raise nats.js.errors.APIError(code=int(status), description=str(description))
-    batch.status = status
-    batch.pending = int(headers.get("Nats-Num-Pending", 0))
-    return True
 
 
 async def fetch_by_sequence(

@@ -27,7 +27,7 @@ from .errors import (
     is_stream_not_found,
     translate_errors,
 )
-from .reads import ReadMode, fetch_batch, fetch_by_sequence
+from .reads import BatchReader, ReadMode, fetch_by_sequence
 
 __all__ = ["OWNED_FIELDS", "NatsStreamStore", "stream_config"]
 
@@ -82,15 +82,18 @@ def owned(config_json: dict[str, Any]) -> dict[str, Any]:
 class NatsStreamStore:
     """``fetch_timeout`` bounds each batch round trip (default: the connection's
     request timeout); ``fallback_concurrency`` bounds the get-by-sequence requests in
-    flight on the fallback path."""
+    flight on the fallback path; ``fast_replies`` off reads batch replies through
+    nats-py's own header parsing (the tests compare the two, see ``replies.py``)."""
 
     conn: NatsConnection
     fetch_timeout: float | None = None
     fallback_concurrency: int = 64
+    fast_replies: bool = True
 
     def __post_init__(self) -> None:
         # Stream name -> how reads work on it. Touched on the bridge loop only.
         self._modes: dict[str, ReadMode] = {}
+        self._reader = BatchReader(self.conn.client, fast=self.fast_replies)
         if self.fetch_timeout is None:
             self.fetch_timeout = self.conn.request_timeout
 
@@ -165,9 +168,8 @@ class NatsStreamStore:
     async def _fetch(self, name: str, start_seq: int, count: int) -> tuple[StoredMessage, ...]:
         mode = self._modes.get(name, ReadMode.BATCH)
         if mode is ReadMode.BATCH:
-            messages, mode = await fetch_batch(
-                self.conn.client, name, start_seq, count,
-                self.fetch_timeout or self.conn.request_timeout,
+            messages, mode = await self._reader.fetch(
+                name, start_seq, count, self.fetch_timeout or self.conn.request_timeout
             )
             if messages is not None:
                 self._modes[name] = mode
