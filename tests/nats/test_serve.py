@@ -413,9 +413,17 @@ def stream_config_json(url: str, name: str) -> dict[str, object]:
 
 
 def run_failing(args: Sequence[str], within: float = 10) -> tuple[int, str, str, float]:
+    """Exit status, stdout, stderr and seconds taken of a serve that should fail. One
+    that is still running after ``within`` is killed, with the nats-server it started."""
     began = time.monotonic()
-    done = subprocess.run([str(SCRIPT), "serve", *args], capture_output=True, text=True,
-                          timeout=within, check=False)
+    try:
+        done = subprocess.run([str(SCRIPT), "serve", *args], capture_output=True, text=True,
+                              timeout=within, check=False)
+    except subprocess.TimeoutExpired:
+        if "--data-dir" in args:
+            for pid in servers_on(Path(args[list(args).index("--data-dir") + 1])):
+                os.kill(pid, signal.SIGKILL)
+        raise
     return done.returncode, done.stdout, done.stderr, time.monotonic() - began
 
 
