@@ -145,3 +145,17 @@ async def test_unknown_query_parameters_are_refused(api: ApiClient) -> None:
         assert reply.error == "unknown_parameter"
     assert (await api.history(room["id"], "limit=5")).status == 200
     assert await api.snapshot() == before
+
+
+@pytest.mark.parametrize("target", ["/rooms", "/rooms/{room}/members"])
+async def test_an_overlong_json_integer_is_invalid_json_not_a_crash(
+    api: ApiClient, target: str
+) -> None:
+    room = await api.create_room()
+    before = await api.snapshot()
+    body = b'{"name": ' + b"1" * 5000 + b"}"
+    reply = await api.call("POST", target.format(room=room["id"]), body=body,
+                           headers={"Content-Type": "application/json"})
+    assert reply.status == 400
+    assert reply.error == "invalid_json"
+    assert await api.snapshot() == before

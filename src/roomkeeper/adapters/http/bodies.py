@@ -72,6 +72,9 @@ def decode_json(body: bytes) -> object:
         )
     except json.JSONDecodeError as exc:
         raise _invalid(exc.msg) from None
+    except ValueError:
+        # int() refuses a literal of more than 4300 digits (CPython's conversion limit).
+        raise _invalid("a number is too long") from None
     except RecursionError:
         raise _invalid("nested too deeply") from None
     _check_text(value)
