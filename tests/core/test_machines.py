@@ -36,6 +36,7 @@ from roomkeeper.core import (
     add_member,
     create_room,
     delete_room,
+    encode_keyid,
     get_room,
     list_rooms,
     publish,
@@ -43,7 +44,7 @@ from roomkeeper.core import (
     remove_member,
     stream_config_for_room,
 )
-from roomkeeper.core._usecases import MAX_CAS_ATTEMPTS
+from roomkeeper.core._usecases import MAX_CAS_ATTEMPTS, MAX_MEMBERS
 
 from .perform import keyid, perform_sequence, room_id
 
@@ -184,6 +185,26 @@ def test_add_member_writes_with_the_loaded_revision() -> None:
         (PutRoom(added, expected_revision=5), 6),
     ])
     assert result == added
+
+
+def many_keyids(count: int) -> list[KeyId]:
+    return [encode_keyid((10_000 + i).to_bytes(32, "big")) for i in range(count)]
+
+
+def test_create_refuses_more_members_than_a_room_holds() -> None:
+    others = tuple(many_keyids(MAX_MEMBERS))
+    machine = create_room(CreateRoomRequest(name="general", members=others), ALICE, RID, NOW, JS)
+    with pytest.raises(BadRequest) as raised:
+        perform_sequence(machine, [])
+    assert raised.value.code == "too_many_members"
+
+
+def test_add_member_to_a_full_room_is_refused_without_a_write() -> None:
+    full = make_room(members=(ALICE, *many_keyids(MAX_MEMBERS - 1)))
+    assert len(full.members) == MAX_MEMBERS
+    with pytest.raises(Conflict) as raised:
+        perform_sequence(add_member(RID, ALICE, CAROL), [(LoadRoom(RID), stored(full))])
+    assert raised.value.code == "room_full"
 
 
 def test_add_member_is_idempotent_without_a_write() -> None:

@@ -233,6 +233,9 @@ def create_room(
         members=tuple(dict.fromkeys((caller, *req.members))),  # owner first, no repeats
         created_at=_rfc3339(now),
     )
+    if len(room.members) > MAX_MEMBERS:
+        raise BadRequest(f"a room holds at most {MAX_MEMBERS} members, the owner included",
+                         code="too_many_members")
     if _persisted(room, wiring):
         # R1: the stream first. If the ensure fails its error propagates from this yield
         # and the PutRoom below is never reached: no orphan room record.
@@ -259,6 +262,9 @@ def add_member(room_id: str, caller: KeyId, member: KeyId) -> Machine[Room]:
         _require_owner(room, caller)
         if room.is_member(member):
             return room  # idempotent: no write
+        # The cap keeps a room record far below the KV value limit.
+        if len(room.members) >= MAX_MEMBERS:
+            raise Conflict(f"the room already has {MAX_MEMBERS} members", code="room_full")
         return _with_members(room, (*room.members, member))
 
     return (yield from _update_members(room_id, caller, change))
