@@ -61,9 +61,15 @@ class VersionedRoom:
 
 @dataclass(frozen=True, slots=True)
 class StreamLimits:
-    #: None means unlimited.
+    #: None means unlimited; 0 is read as None, as nats-server reads it.
     max_age_seconds: float | None = None
     max_msgs: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.max_age_seconds or 0) < 0 or (self.max_msgs or 0) < 0:
+            raise ValueError("stream limits are positive, or None for unlimited")
+        object.__setattr__(self, "max_age_seconds", self.max_age_seconds or None)
+        object.__setattr__(self, "max_msgs", self.max_msgs or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,13 @@ class StreamSpec:
     allow_direct: bool = True
     duplicate_window_seconds: float = DUPLICATE_WINDOW_SECONDS
     limits: StreamLimits = field(default_factory=StreamLimits)
+
+    def __post_init__(self) -> None:
+        # nats-server refuses a duplicate window longer than max_age; shortening it here
+        # keeps every adapter's translation a plain copy.
+        max_age = self.limits.max_age_seconds
+        if max_age is not None and self.duplicate_window_seconds > max_age:
+            object.__setattr__(self, "duplicate_window_seconds", max_age)
 
 
 @dataclass(frozen=True, slots=True)

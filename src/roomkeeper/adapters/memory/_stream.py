@@ -68,24 +68,20 @@ class StreamLog:
     def expire(self, now: float) -> None:
         """Apply max_age, max_msgs (a limit lowered by an update) and the duplicate
         window as of ``now``."""
-        max_age = self.spec.limits.max_age_seconds or None  # 0 means unlimited, as in NATS
+        max_age = self.spec.limits.max_age_seconds
         while max_age is not None and self._messages:
             if self._messages[self._first].time + max_age > now:
                 break
             self._drop(self._first)
         self._enforce_max_msgs()
         window = self.spec.duplicate_window_seconds
-        if max_age is not None:
-            # The server refuses a window longer than max_age; the NATS adapter shortens
-            # it to fit, and so does this.
-            window = min(window, max_age)
         while self._seen_order and self._seen_order[0][0] + window <= now:
             _, msg_id = self._seen_order.popleft()
             del self._seen[msg_id]
 
     def _enforce_max_msgs(self) -> None:
         # discard=old: the oldest stored messages make room for the newest.
-        max_msgs = self.spec.limits.max_msgs or None  # 0 means unlimited, as in NATS
+        max_msgs = self.spec.limits.max_msgs
         while max_msgs is not None and len(self._messages) > max_msgs:
             self._drop(self._first)
 
