@@ -10,10 +10,10 @@ source (``stream.go``, ``getDirectRequest``):
 - ``up_to_seq`` is honoured only by multi-subject requests, not by a sequence batch:
   we send it (harmless, and bounds the reply on a server that honours it) but filter
   by ``Nats-Sequence`` anyway; a range with k deletions reads at most k extra messages.
-- The reply stops early once it has sent ``max_bytes`` (default: the server's
-  max_pending, 64 MiB). We ask for ``BATCH_MAX_BYTES`` so that one burst stays well
-  under nats-py's per-subscription pending limit, and continue after the last sequence
-  while the EOB says more is pending.
+- The reply stops early once it has sent ``max_bytes`` of stored bytes (default: the
+  server's max_pending, 64 MiB), so it may overshoot by one message. We ask for
+  ``BATCH_MAX_BYTES`` and continue after the last sequence while the EOB says more is
+  pending.
 - ``404`` with no messages: nothing stored at or after ``seq``.
 - ``408``: the request was malformed (a bug here) and propagates as an APIError.
 - An old server ignores ``batch`` and answers one message without
@@ -26,6 +26,20 @@ every round (a round is one request; its replies come on a subject of their own,
 late reply to an abandoned round never lands in another), and the replies skip
 nats-py's header parsing (``replies.py``) where this nats-py allows it.
 
+Bytes in flight. The server queues replies for a connection until it reads them, and
+drops a connection with more than its max_pending (64 MiB by default) queued as a slow
+consumer: eight concurrent pages of 1000 x 64 KiB frames did exactly that, and every
+read timed out. So a round first takes its worst case (``max_bytes``, one more message
+of the largest size the server accepts, and the headers of every message it may
+return) from the reader's ``IN_FLIGHT_BYTES`` budget, and gives it back when its EOB
+is in. Rounds beyond the budget queue, in order, rather than fail; a page's rounds
+and concurrent pages interleave under it.
+
+Timeouts are per round and count silence, not size: a round fails once a whole
+``round_timeout`` window went by without one of its replies (so between one and two
+timeouts after the last one), however long a large round takes while its replies keep
+coming. Time queued for the budget does not count.
+
 Get-by-sequence (the fallback): ``$JS.API.STREAM.MSG.GET`` per sequence, pipelined
 with bounded concurrency, within the range that stream info reports.
 """
@@ -36,7 +50,9 @@ import asyncio
 import enum
 import itertools
 import json
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import nats.js.errors
@@ -48,10 +64,23 @@ from roomkeeper.core import StoredMessage
 
 from .replies import has_header, header_int, is_status, route_raw, unroute
 
-__all__ = ["BATCH_MAX_BYTES", "BatchReader", "ReadMode", "fetch_by_sequence"]
+__all__ = [
+    "BATCH_MAX_BYTES",
+    "IN_FLIGHT_BYTES",
+    "BatchReader",
+    "ByteBudget",
+    "ReadMode",
+    "fetch_by_sequence",
+]
 
-#: Bytes per batch reply burst (see the module docstring).
+#: The ``max_bytes`` of one batch round (see the module docstring).
 BATCH_MAX_BYTES = 8 * 1024 * 1024
+#: Reply bytes one connection's batch rounds may have outstanding at once: well under
+#: the server's default max_pending (64 MiB), so it never drops us as a slow consumer.
+IN_FLIGHT_BYTES = 40 * 1024 * 1024
+#: Per-message allowance for what a reply adds to the stored bytes: the server's six
+#: headers and the HMSG line come to about 300 bytes.
+REPLY_OVERHEAD = 512
 _STATUS = "Status"
 _EOB, _NOT_FOUND, _NO_RESPONDERS = "204", "404", "503"
 _SEQUENCE_KEY, _NUM_PENDING_KEY = "Nats-Sequence", "Nats-Num-Pending"
@@ -72,19 +101,74 @@ class BadReply(ValueError):
     not speaking the protocol this module reads."""
 
 
+class ByteBudget:
+    """A byte-weighted semaphore on the bridge loop: holders queue in order (so a large
+    round is not overtaken forever by small ones) until their weight is free."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        #: The most ever held at once (the tests check the bound).
+        self.peak = 0
+        self._queue: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @asynccontextmanager
+    async def hold(self, weight: int) -> AsyncIterator[None]:
+        weight = min(weight, self.capacity)  # a round bigger than all of it runs alone
+        await self._acquire(weight)
+        try:
+            yield
+        finally:
+            self._release(weight)
+
+    async def _acquire(self, weight: int) -> None:
+        if not self._queue and self.in_use + weight <= self.capacity:
+            self._take(weight)
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (weight, waiter)
+        self._queue.append(entry)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(weight)  # granted just as we were cancelled
+            else:
+                self._queue.remove(entry)
+                self._grant()  # we may have been the head that blocked others
+            raise
+
+    def _take(self, weight: int) -> None:
+        self.in_use += weight
+        self.peak = max(self.peak, self.in_use)
+
+    def _release(self, weight: int) -> None:
+        self.in_use -= weight
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._queue and self.in_use + self._queue[0][0] <= self.capacity:
+            weight, waiter = self._queue.popleft()
+            self._take(weight)
+            waiter.set_result(None)
+
+
 class _Round:
     """The replies to one batch request, as they arrive."""
 
-    __slots__ = ("batch_ignored", "done", "messages", "pending", "status")
+    __slots__ = ("batch_ignored", "done", "messages", "pending", "replies", "status")
 
     def __init__(self, done: asyncio.Future[None]) -> None:
         self.done = done
+        #: Replies received, deliberately late or not: the sign of life timeouts watch.
+        self.replies = 0
         self.messages: list[StoredMessage] = []
         self.status: str | None = None
         self.pending = 0
         self.batch_ignored = False
 
     def on_data(self, seq: int | None, has_pending: bool, data: bytes) -> None:
+        self.replies += 1
         if not self.messages and not has_pending:
             # An old server: one plain direct-get reply, no batch, no EOB to wait for.
             self.batch_ignored = True
@@ -95,6 +179,7 @@ class _Round:
         self.messages.append(StoredMessage(seq, data))
 
     def on_status(self, headers: dict[str, str]) -> None:
+        self.replies += 1
         status = headers.get(_STATUS, "")
         if status not in (_EOB, _NOT_FOUND, _NO_RESPONDERS):
             description = headers.get("Description", "")
@@ -113,8 +198,11 @@ class BatchReader:
     """Batch direct gets on one connection (see the module docstring). ``fast=False``
     keeps nats-py's own header parsing, which the tests compare with the fast path."""
 
-    def __init__(self, client: Client, *, fast: bool = True) -> None:
+    def __init__(
+        self, client: Client, *, fast: bool = True, in_flight_bytes: int = IN_FLIGHT_BYTES
+    ) -> None:
         self._client = client
+        self.budget = ByteBudget(in_flight_bytes)
         self._want_fast = fast
         self._fast = False
         self._prefix = ""
@@ -170,18 +258,21 @@ class BatchReader:
             self._prefix, self._sub = prefix + ".", sub
 
     async def _round(self, name: str, seq: int, end: int, round_timeout: float) -> _Round:
+        max_bytes = BATCH_MAX_BYTES
         request = {"seq": seq, "batch": end - seq, "up_to_seq": end - 1,
-                   "max_bytes": BATCH_MAX_BYTES}
-        reply = f"{self._prefix}{next(self._ids)}"
-        key = reply.encode()
-        batch = _Round(asyncio.get_running_loop().create_future())
-        self._rounds[key] = batch
-        try:
-            await self._client.publish(f"$JS.API.DIRECT.GET.{name}",
-                                       json.dumps(request).encode(), reply=reply)
-            await asyncio.wait_for(batch.done, round_timeout)
-        finally:
-            del self._rounds[key]
+                   "max_bytes": max_bytes}
+        worst = max_bytes + self._client.max_payload + (end - seq) * REPLY_OVERHEAD
+        async with self.budget.hold(worst):
+            reply = f"{self._prefix}{next(self._ids)}"
+            key = reply.encode()
+            batch = _Round(asyncio.get_running_loop().create_future())
+            self._rounds[key] = batch
+            try:
+                await self._client.publish(f"$JS.API.DIRECT.GET.{name}",
+                                           json.dumps(request).encode(), reply=reply)
+                await _until_done(batch, round_timeout)
+            finally:
+                del self._rounds[key]
         return batch
 
     # -- replies, on nats-py's read loop (fast) or the subscription's task ---------
@@ -220,6 +311,20 @@ class BatchReader:
                               _NUM_PENDING_KEY in headers, data)
         except Exception as exc:
             batch.fail(exc)
+
+
+async def _until_done(batch: _Round, idle_timeout: float) -> None:
+    """Wait for the round's end; TimeoutError once a whole ``idle_timeout`` window
+    passed without one of its replies. Counting replies per window, rather than timing
+    each one, keeps the per-message path free of clock reads."""
+    seen = -1
+    while batch.replies != seen:
+        seen = batch.replies
+        done, _ = await asyncio.wait({batch.done}, timeout=idle_timeout)
+        if done:
+            batch.done.result()  # raises what the replies failed with
+            return
+    raise TimeoutError(f"no batch reply for {idle_timeout:g} s")
 
 
 def _truncated(batch: _Round, asked: int) -> bool:
