@@ -15,7 +15,8 @@ from roomkeeper.client.frames import RoomKeyUnsealFailed, seal_frame
 
 @pytest.fixture
 def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
+    thread = LoopThread("test-loop")
+    thread.start()
     yield thread
     thread.close()
 
@@ -53,19 +54,20 @@ async def test_cancelling_the_trio_side_cancels_the_asyncio_task(loop: LoopThrea
 
 
 async def test_inbox_delivers_in_order_from_the_loop_thread(loop: LoopThread) -> None:
-    inbox = TrioInbox()
+    inbox = TrioInbox[bytes]()
 
     async def push_all() -> None:
         for i in range(100):
-            await inbox.push(b"%d" % i)
+            inbox.push(b"%d" % i)
 
     await loop.call(push_all)
     inbox.close()
-    assert [frame async for frame in inbox.receive] == [b"%d" % i for i in range(100)]
+    assert [frame async for frame in inbox] == [b"%d" % i for i in range(100)]
 
 
 def test_close_is_idempotent() -> None:
     thread = LoopThread()
+    thread.start()
     thread.close()
     thread.close()
 

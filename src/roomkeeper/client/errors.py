@@ -34,6 +34,7 @@ __all__ = [
     "ServiceUnavailableError",
     "UnauthorizedError",
     "UnexpectedResponse",
+    "describe",
     "error_from_response",
 ]
 
@@ -99,6 +100,13 @@ class ServerUnreachable(RoomkeeperError, ConnectionError):
         super().__init__(f"cannot reach {url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the exception's type as well as its text: the messages of nats-py
+    ("nats: timeout") and httpx (often empty: ``ConnectError()``) say little alone."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

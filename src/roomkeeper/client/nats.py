@@ -11,29 +11,34 @@ Subjects and stream names come from the core (``subject_for_room``,
 
 (The third way, through the server, is ``RoomsClient.publish``.)
 
-nats-py is asyncio-only: it runs on a private loop thread (``_aio.LoopThread``); each
-operation crosses once.
+nats-py is asyncio-only: it runs on a private loop thread (``_aio.LoopThread``, the
+same crossing the server's bridge uses); each operation crosses once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from typing import Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Final, TypeVar, TypeVarTuple
 
 import nats.errors
 import nats.js.errors
 import trio
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from roomkeeper.core import BackendUnavailable, NotFound, RoomId, stream_config_for_room
 
-from ._aio import LoopThread, TrioInbox
+from ._aio import DEFAULT_BUFFER, LoopThread, TrioInbox
+from ._natsio import forward_subscription
 from .errors import ServerUnreachable
 from .frames import MIN_FRAME_BYTES, NONCE_BYTES
 
-__all__ = ["DEFAULT_NATS_URL", "RoomsNats", "frame_msg_id"]
+__all__ = ["DEFAULT_NATS_URL", "LiveFrames", "RoomsNats", "frame_msg_id"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 #: Seconds to wait for a flush or a JetStream ack.
@@ -77,7 +82,8 @@ class RoomsNats:
                       connect_timeout: float = 5.0) -> AsyncIterator[RoomsNats]:
         """Connected for the duration of the block, drained on exit. A server that does
         not answer within ``connect_timeout`` is ``ServerUnreachable``."""
-        loop = LoopThread()
+        loop = LoopThread("roomkeeper-client-nats")
+        loop.start()
         try:
             client = await loop.call(_connect, url, name, connect_timeout)
             try:
@@ -114,26 +120,51 @@ class RoomsNats:
         return seq
 
     @asynccontextmanager
-    async def subscribe_room(self, room_id: RoomId) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def subscribe_room(self, room_id: RoomId, *, buffer: float = DEFAULT_BUFFER,
+                             ) -> AsyncIterator[LiveFrames]:
         """Frames published on the room's subject from now on (the subscription is
-        registered with the server before this yields), until the block exits."""
+        registered with the server before this yields), until the block exits. At most
+        ``buffer`` frames wait for the reader; more are dropped and counted in
+        ``dropped`` (``follow_room`` keeps reading, so it never falls that far behind)."""
         subject = stream_config_for_room(room_id).subjects[0]
-        inbox = TrioInbox()
-        sub = await self._call(_subscribe_flushed, self._client, subject, inbox)
-        try:
-            async with inbox.receive:
-                yield inbox.receive
-        finally:
-            inbox.close()
-            with trio.move_on_after(REQUEST_TIMEOUT, shield=True):
-                await self._loop.call(_unsubscribe_quietly, sub)
+        async with forward_subscription(self._loop, self._client, subject, buffer=buffer,
+                                        errors=self._unavailable) as inbox:
+            yield LiveFrames(inbox)
 
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        try:
+    async def _call(self, fn: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> T:
+        with self._unavailable():
             return await self._loop.call(fn, *args)
+
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        try:
+            yield
         except _UNAVAILABLE as exc:
             raise BackendUnavailable(f"NATS at {self._url}: {_describe(exc)}",
                                      code="nats_unavailable") from exc
+
+
+class LiveFrames:
+    """The frames of one room subscription, in order. ``dropped`` counts frames lost
+    because the reader fell ``buffer`` frames behind."""
+
+    def __init__(self, inbox: TrioInbox[Msg]) -> None:
+        self._inbox = inbox
+
+    @property
+    def dropped(self) -> int:
+        return self._inbox.dropped
+
+    def __aiter__(self) -> LiveFrames:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            msg = await self._inbox.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+        data: bytes = msg.data
+        return data
 
 
 def _describe(exc: BaseException) -> str:
@@ -188,18 +219,3 @@ async def _publish_flushed(client: Client, subject: str, data: bytes) -> None:
     await client.publish(subject, data)
     await client.flush(timeout=REQUEST_TIMEOUT)
 
-
-async def _subscribe_flushed(client: Client, subject: str, inbox: TrioInbox) -> Any:
-    async def forward(msg: Any) -> None:
-        await inbox.push(msg.data)
-
-    sub = await client.subscribe(subject, cb=forward)
-    # After the flush the server has the SUB: nothing published later can be missed.
-    await client.flush(timeout=REQUEST_TIMEOUT)
-    return sub
-
-
-async def _unsubscribe_quietly(sub: Any) -> None:
-    # A closed or draining connection has dropped the SUB already.
-    with suppress(nats.errors.Error):
-        await sub.unsubscribe()
