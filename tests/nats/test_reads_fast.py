@@ -16,7 +16,13 @@ from nats.aio.msg import Msg
 
 from roomkeeper.adapters.nats import NatsConnection, open_connection
 from roomkeeper.adapters.nats.reads import BatchReader
-from roomkeeper.adapters.nats.replies import has_header, header_int, is_status, route_raw
+from roomkeeper.adapters.nats.replies import (
+    has_header,
+    header_int,
+    is_status,
+    route_raw,
+    stored_sequence,
+)
 from roomkeeper.adapters.nats.streams import NatsStreamStore
 from tests.conftest import NatsServer
 from tests.nats.test_streams import filled, spec_for
@@ -47,6 +53,10 @@ def test_the_last_of_repeated_headers_counts_as_in_nats_py() -> None:
 
 
 def test_status_lines_are_told_apart_from_headers() -> None:
+    assert stored_sequence(SERVER_REPLY) == 42
+    # A status line never counts as a stored message, even with a sequence header.
+    assert stored_sequence(b"NATS/1.0 204 EOB\r\nNats-Sequence: 3\r\n\r\n") is None
+    assert stored_sequence(None) is None
     assert is_status(b"NATS/1.0 204 EOB\r\nNats-Num-Pending: 0\r\n\r\n")
     assert is_status(b"NATS/1.0 503\r\n\r\n")
     assert not is_status(SERVER_REPLY)
@@ -66,6 +76,7 @@ def test_header_reading_agrees_with_nats_py(lines: list[tuple[str, str]]) -> Non
     assert has_header(block, b"Nats-Num-Pending") == ("Nats-Num-Pending" in parsed)
     if "Nats-Sequence" not in parsed:
         assert header_int(block, b"Nats-Sequence") is None
+        assert stored_sequence(block) is None
         return
     try:
         expected: int | type[ValueError] = int(parsed["Nats-Sequence"])
@@ -76,6 +87,7 @@ def test_header_reading_agrees_with_nats_py(lines: list[tuple[str, str]]) -> Non
             header_int(block, b"Nats-Sequence")
     else:
         assert header_int(block, b"Nats-Sequence") == expected
+        assert stored_sequence(block) == expected
 
 
 async def test_data_replies_skip_nats_py_header_parsing(

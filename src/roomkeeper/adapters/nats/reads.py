@@ -62,7 +62,7 @@ from nats.js import JetStreamContext
 
 from roomkeeper.core import StoredMessage
 
-from .replies import has_header, header_int, is_status, route_raw, unroute
+from .replies import has_header, route_raw, stored_sequence, unroute
 
 __all__ = [
     "BATCH_MAX_BYTES",
@@ -84,7 +84,7 @@ REPLY_OVERHEAD = 512
 _STATUS = "Status"
 _EOB, _NOT_FOUND, _NO_RESPONDERS = "204", "404", "503"
 _SEQUENCE_KEY, _NUM_PENDING_KEY = "Nats-Sequence", "Nats-Num-Pending"
-_SEQUENCE, _NUM_PENDING = _SEQUENCE_KEY.encode(), _NUM_PENDING_KEY.encode()
+_NUM_PENDING = _NUM_PENDING_KEY.encode()
 
 
 class ReadMode(enum.Enum):
@@ -281,15 +281,19 @@ class BatchReader:
     # the server's own status replies (EOB, 404, 503, ...) come without one.
 
     def on_raw(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
+        # The per-message hot path: kept to a few calls on purpose.
         batch = self._rounds.get(subject)
         if batch is None or batch.done.done():
             return True  # a late reply to a round that gave up
         try:
-            seq = None if is_status(headers) else header_int(headers, _SEQUENCE)
+            seq = stored_sequence(headers)
             if seq is None:
                 return False  # a status reply, or an odd one: nats-py parses it
-            batch.on_data(seq, bool(batch.messages) or has_header(headers, _NUM_PENDING),
-                          data)
+            if batch.messages:
+                batch.replies += 1
+                batch.messages.append(StoredMessage(seq, data))
+            else:
+                batch.on_data(seq, has_header(headers, _NUM_PENDING), data)
         except Exception as exc:
             batch.fail(exc)
         return True

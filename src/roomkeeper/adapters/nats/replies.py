@@ -30,12 +30,21 @@ from typing import Protocol
 
 from nats.aio.client import Client
 
-__all__ = ["RawReplies", "has_header", "header_int", "is_status", "route_raw", "unroute"]
+__all__ = [
+    "RawReplies",
+    "has_header",
+    "header_int",
+    "is_status",
+    "route_raw",
+    "stored_sequence",
+    "unroute",
+]
 
 #: ``NATS/1.0`` is followed by a space only in a status line (``NATS/1.0 204 EOB``):
 #: the test nats-py makes (``_process_headers``), at the same offset.
 _STATUS_MARK_AT = len(b"NATS/1.0")
 _HOOK_PARAMETERS = ["self", "sid", "subject", "reply", "data", "headers"]
+_SEQUENCE_LINE = b"\r\nNats-Sequence:"
 
 
 class RawReplies(Protocol):
@@ -66,10 +75,22 @@ def header_int(headers: bytes | None, name: bytes) -> int | None:
     own headers after any the publisher stored). ValueError when it is not a number."""
     if headers is None:
         return None
-    at = headers.rfind(b"\r\n" + name + b":")
+    return _last_int(headers, b"\r\n" + name + b":")
+
+
+def stored_sequence(headers: bytes | None) -> int | None:
+    """``Nats-Sequence`` of a reply that is not a status reply, else None: header_int
+    and is_status in one call, for the one header read on every stored message."""
+    if headers is None or headers[_STATUS_MARK_AT:_STATUS_MARK_AT + 1] == b" ":
+        return None
+    return _last_int(headers, _SEQUENCE_LINE)
+
+
+def _last_int(headers: bytes, line_start: bytes) -> int | None:
+    at = headers.rfind(line_start)
     if at < 0:
         return None
-    start = at + len(name) + 3
+    start = at + len(line_start)
     end = headers.find(b"\r\n", start)
     # int() takes ASCII digits from bytes and ignores the surrounding whitespace, as
     # nats-py's strip() does.
