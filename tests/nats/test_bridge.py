@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import nats.errors
 import pytest
 import trio
 
@@ -155,3 +156,93 @@ async def test_a_full_subscription_buffer_drops_new_messages_and_counts_them(
             while sub.dropped < 3:  # noqa: ASYNC110
                 await trio.sleep(0.001)
         assert [(await sub.receive()).data for _ in range(2)] == [b"0", b"1"]
+
+
+async def _delivered_to(conn: NatsConnection, subject: str) -> int:
+    """How many messages this connection receives for one publish on ``subject``: one
+    per subscription it still has there. (The server sends a MSG before the PONG that
+    answers the flush, so the count is complete when the flush returns.)"""
+    client = conn.client
+    before = client.stats["in_msgs"]
+    await conn.bridge.call(client.publish, subject, b"probe")
+    await conn.bridge.call(client.flush)
+    received: int = client.stats["in_msgs"] - before
+    return received
+
+
+def _replace_flush(conn: NatsConnection, monkeypatch: pytest.MonkeyPatch,
+                   flush: Callable[..., Awaitable[None]]) -> Callable[[], None]:
+    """Make the client's next flush ``flush``; the returned function puts it back."""
+    monkeypatch.setattr(conn.client, "flush", flush)
+    return lambda: monkeypatch.undo()
+
+
+async def test_a_subscribe_whose_flush_fails_leaves_no_subscription(
+    nats_conn: NatsConnection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def failing_flush(**_: object) -> None:
+        raise nats.errors.TimeoutError
+
+    restore = _replace_flush(nats_conn, monkeypatch, failing_flush)
+    with pytest.raises(BackendUnavailable):
+        async with nats_conn.bridge.subscribe(nats_conn.client, "bridge.flushfail"):
+            pass  # pragma: no cover
+    restore()
+    assert await _delivered_to(nats_conn, "bridge.flushfail") == 0
+
+
+async def test_a_subscribe_cancelled_before_its_flush_leaves_no_subscription(
+    nats_conn: NatsConnection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = trio.lowlevel.current_trio_token()
+    flushing = trio.Event()
+
+    async def endless_flush(**_: object) -> None:
+        token.run_sync_soon(flushing.set)
+        await asyncio.sleep(30)
+
+    restore = _replace_flush(nats_conn, monkeypatch, endless_flush)
+    scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_subscribe_and_wait, nats_conn, "bridge.cancelled", scope)
+        await flushing.wait()
+        scope.cancel()
+    restore()
+    assert scope.cancelled_caught
+    assert await _delivered_to(nats_conn, "bridge.cancelled") == 0
+
+
+async def test_a_subscribe_that_completes_as_it_is_cancelled_is_unsubscribed(
+    nats_conn: NatsConnection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = trio.lowlevel.current_trio_token()
+    flushing = trio.Event()
+    real_flush = nats_conn.client.flush
+
+    async def flush_that_finishes_anyway(**_: object) -> None:
+        token.run_sync_soon(flushing.set)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await real_flush()  # the PONG was on its way: the SUB is registered
+
+    restore = _replace_flush(nats_conn, monkeypatch, flush_that_finishes_anyway)
+    entered: list[bool] = []
+    scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_subscribe_and_wait, nats_conn, "bridge.late", scope, entered)
+        await flushing.wait()
+        scope.cancel()
+    restore()
+    assert scope.cancelled_caught
+    assert entered == [True]  # the subscription was handed back, not dropped...
+    assert await _delivered_to(nats_conn, "bridge.late") == 0  # ...and released
+
+
+async def _subscribe_and_wait(conn: NatsConnection, subject: str, scope: trio.CancelScope,
+                              entered: list[bool] | None = None) -> None:
+    with scope:
+        async with conn.bridge.subscribe(conn.client, subject):
+            if entered is not None:
+                entered.append(True)
+            await trio.sleep_forever()

@@ -12,13 +12,18 @@ not part of the SDK's public API.
 - A crossing costs ~150-250 us, so callers make them coarse: one per operation (a whole
   batch read is one crossing), never one per message.
 - Cancelling the Trio side cancels the asyncio task and waits for it to end, so nothing
-  keeps running on the loop after ``call`` returns or raises.
+  keeps running on the loop after ``call`` returns or raises. If the task completed all
+  the same, ``call`` returns its result as Trio's own primitives do (the cancellation
+  then surfaces at the caller's next checkpoint): a subscription or a connection made
+  just as the caller was cancelled is handed back to be closed, never dropped on the
+  floor. A task that failed after the cancel raises the cancellation.
 - ``TrioInbox`` forwards items pushed on the loop thread (a subscription's messages)
   into a bounded Trio channel. When the Trio side falls behind and the buffer is full,
   new items are dropped and counted: blocking the loop would stall every other call,
   and core NATS is at-most-once anyway.
 - ``close`` cancels whatever still runs and waits for it at most ``cleanup_timeout``
-  seconds; calls in flight fail with ``BackendUnavailable(code="bridge_closed")``.
+  seconds; calls still waiting then fail with ``BackendUnavailable(code="bridge_closed")``
+  rather than hang.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
-from typing import Generic, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
 
 import trio
 
 from roomkeeper.core import BackendUnavailable
+
+from .errors import describe
 
 __all__ = ["CLEANUP_TIMEOUT", "DEFAULT_BUFFER", "LoopThread", "TrioInbox"]
 
@@ -49,20 +56,25 @@ DEFAULT_BUFFER = 1024
 
 
 class _Crossing(Generic[T]):
-    """One call in flight: what the loop side hands back to the parked Trio task."""
+    """One call in flight: what the loop side hands back to the parked Trio task.
 
-    __slots__ = ("_wake", "aborted", "error", "task", "value")
+    ``finish`` runs on the loop thread only, so "exactly one wake-up" needs no lock."""
+
+    __slots__ = ("_wake", "error", "finished", "raise_cancel", "task", "value")
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
         self.task: asyncio.Task[T] | None = None
         self.value: T | None = None
         self.error: BaseException | None = None
+        self.finished = False
         #: Set (on the Trio thread) when the Trio side was cancelled.
-        self.aborted = False
+        self.raise_cancel: trio.lowlevel.RaiseCancelT | None = None
 
     def finish(self, *, value: T | None = None, error: BaseException | None = None) -> None:
-        self.value, self.error = value, error
+        if self.finished:  # abandoned at close, and the stubborn task ended later
+            return
+        self.finished, self.value, self.error = True, value, error
         self._wake()
 
 
@@ -77,6 +89,8 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
+        # Calls whose task is running. Touched on the loop thread only.
+        self._in_flight: set[_Crossing[Any]] = set()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -101,7 +115,13 @@ class LoopThread:
         try:
             loop.run_forever()
         finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            # Tasks that ignored cancellation: their Trio callers must not wait forever.
+            for crossing in list(self._in_flight):
+                crossing.finish(error=asyncio.CancelledError())
+            # After a close() that timed out, its late _cancel_other_tasks may run now
+            # and cancel this very task too: the loop must be closed all the same.
+            with suppress(asyncio.CancelledError):
+                loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     def close(self) -> None:
@@ -118,7 +138,9 @@ class LoopThread:
             log.warning("tasks on the %s loop ignored cancellation; stopping anyway", self.name)
             cancelled.cancel()
         loop.call_soon_threadsafe(loop.stop)
-        self._thread.join()
+        self._thread.join(timeout=self.cleanup_timeout)
+        if self._thread.is_alive():
+            log.warning("the %s loop thread is blocked; leaving it behind", self.name)
 
     async def call(self, fn: Callable[[Unpack[Ts]], Awaitable[T]], *args: *Ts) -> T:
         """Run ``await fn(*args)`` on the loop and return its result (or raise its
@@ -135,6 +157,7 @@ class LoopThread:
         crossing: _Crossing[T] = _Crossing(wake)
 
         def on_done(task: asyncio.Task[T]) -> None:
+            self._in_flight.discard(crossing)
             if task.cancelled():
                 crossing.finish(error=asyncio.CancelledError())
             elif (exc := task.exception()) is not None:
@@ -147,6 +170,7 @@ class LoopThread:
                 crossing.finish(error=asyncio.CancelledError())
                 return
             crossing.task = loop.create_task(_invoke(fn, *args))
+            self._in_flight.add(crossing)
             crossing.task.add_done_callback(on_done)
 
         def cancel() -> None:
@@ -154,9 +178,9 @@ class LoopThread:
             if crossing.task is not None:
                 crossing.task.cancel()
 
-        def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
-            crossing.aborted = True
-            # A closed loop has cancelled the task itself (close() waits for that).
+        def abort(raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            crossing.raise_cancel = raise_cancel
+            # A closed loop has finished every crossing itself (see _run_loop).
             with suppress(RuntimeError):
                 loop.call_soon_threadsafe(cancel)
             # FAILED: keep waiting until the asyncio task is really done.
@@ -164,7 +188,7 @@ class LoopThread:
 
         self._schedule(loop, start)
         await trio.lowlevel.wait_task_rescheduled(abort)
-        return await _outcome(crossing)
+        return _outcome(crossing)
 
     @staticmethod
     def _schedule(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
@@ -175,14 +199,16 @@ class LoopThread:
                 "the NATS loop thread is not running", code="bridge_closed") from exc
 
 
-async def _outcome(crossing: _Crossing[T]) -> T:
+def _outcome(crossing: _Crossing[T]) -> T:
     error, crossing.error = crossing.error, None  # break the traceback <-> crossing cycle
+    if crossing.raise_cancel is not None and error is not None:
+        # The Trio side was cancelled and the task did not complete: report the
+        # cancellation (Cancelled, or a KeyboardInterrupt that was being delivered).
+        if not isinstance(error, asyncio.CancelledError):
+            log.debug("a cancelled call ended with %s", describe(error))
+        crossing.raise_cancel()
     if isinstance(error, asyncio.CancelledError):
-        if crossing.aborted:
-            # Our scope is cancelled: this checkpoint raises trio.Cancelled. (Only a
-            # KeyboardInterrupt delivered elsewhere gets past it.)
-            await trio.lowlevel.checkpoint()
-            raise BackendUnavailable("the call was interrupted", code="call_cancelled")
+        # Not cancelled by our caller: the loop is shutting down.
         raise BackendUnavailable("the NATS loop closed during a call", code="bridge_closed")
     if error is not None:
         raise error

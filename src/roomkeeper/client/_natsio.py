@@ -62,9 +62,15 @@ async def subscribe_flushed(
     client: Client, subject: str, cb: Callable[[Msg], Awaitable[None]]
 ) -> Subscription:
     """A subscription the server has registered: nothing published after this returns
-    can be missed."""
+    can be missed. If the flush fails or is cancelled, the subscription is undone:
+    nobody would ever unsubscribe it otherwise."""
     sub = await client.subscribe(subject, cb=cb)
-    await client.flush(timeout=FLUSH_TIMEOUT)
+    try:
+        await client.flush(timeout=FLUSH_TIMEOUT)
+    except BaseException:
+        # A cancelled task may still await: the cancel has been delivered once.
+        await unsubscribe_quietly(sub)
+        raise
     return sub
 
 

@@ -187,14 +187,23 @@ async def _connect(url: str, name: str, deadline: float) -> Client:
         url, name=name, error_cb=on_error, allow_reconnect=True, max_reconnect_attempts=-1,
         reconnect_time_wait=1, connect_timeout=max(1, round(deadline))))
     racing: set[asyncio.Future[Any]] = {connecting, first_error}
-    await asyncio.wait(racing, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait(racing, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        # Cancelled: the connect runs as its own task, which would go on retrying.
+        await _give_up(client, connecting)
+        raise
     if connecting.done() and connecting.exception() is None:
         first_error.cancel()  # later errors are reconnects: nats-py handles those
         return client
+    await _give_up(client, connecting)
+    raise ServerUnreachable(url, _failure(first_error, connecting, deadline))
+
+
+async def _give_up(client: Client, connecting: asyncio.Future[None]) -> None:
     connecting.cancel()
     await asyncio.gather(connecting, return_exceptions=True)
     await client.close()
-    raise ServerUnreachable(url, _failure(first_error, connecting, deadline))
 
 
 def _failure(first_error: asyncio.Future[Exception], connecting: asyncio.Future[None],
