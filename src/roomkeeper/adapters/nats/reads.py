@@ -62,7 +62,7 @@ from nats.js import JetStreamContext
 
 from roomkeeper.core import StoredMessage
 
-from .replies import has_header, route_raw, stored_sequence, unroute
+from .replies import has_header, route_raw, stored_sequence
 
 __all__ = [
     "BATCH_MAX_BYTES",
@@ -238,13 +238,9 @@ class BatchReader:
             seq = batch.messages[-1].seq + 1
         return tuple(found), ReadMode.BATCH
 
-    async def close(self) -> None:
-        if self._sub is not None:
-            unroute(self._client, self._sub._id)
-            await self._sub.unsubscribe()
-            self._sub = None
-
     async def _start(self) -> None:
+        # The subscription lives as long as the connection: nats-py renews it after a
+        # reconnect and drains it on close.
         if self._sub is not None:
             return
         if self._starting is None:

@@ -37,7 +37,6 @@ __all__ = [
     "is_status",
     "route_raw",
     "stored_sequence",
-    "unroute",
 ]
 
 #: ``NATS/1.0`` is followed by a space only in a status line (``NATS/1.0 204 EOB``):
@@ -106,12 +105,6 @@ def route_raw(client: Client, sid: int, target: RawReplies) -> bool:
         return False
     router.routes[sid] = target
     return True
-
-
-def unroute(client: Client, sid: int) -> None:
-    router = _router(client)
-    if router is not None:
-        router.routes.pop(sid, None)
 
 
 def _router(client: Client) -> _Router | None:
