@@ -199,4 +199,5 @@ async def test_no_nats_listening_is_server_unreachable() -> None:
         async with RoomsNats.connect(url, connect_timeout=0.3):
             pass  # pragma: no cover - never connected
     assert caught.value.url == url
+    assert caught.value.reason.startswith("ConnectionRefusedError: ")  # the type is kept
 

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Final
 
 import nats.errors
+import nats.js.errors
 import trio
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -23,7 +24,10 @@ from .errors import describe
 
 __all__ = [
     "FLUSH_TIMEOUT",
+    "UNAVAILABLE",
+    "drain_quietly",
     "forward_subscription",
+    "publish_flushed",
     "subscribe_flushed",
     "unsubscribe_quietly",
 ]
@@ -32,6 +36,23 @@ log = logging.getLogger("roomkeeper.nats")
 
 #: Seconds a flush (a PING answered by a PONG) may take.
 FLUSH_TIMEOUT: Final = 5
+
+#: nats-py's exceptions that mean "the server did not answer" rather than "we did
+#: something wrong": the connection is closed, lost, reconnecting or draining; no server
+#: or responder answers; a request or flush timed out; JetStream is unavailable.
+UNAVAILABLE: Final[tuple[type[BaseException], ...]] = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.NoServersError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    nats.js.errors.ServiceUnavailableError,
+    TimeoutError,  # asyncio.TimeoutError is the same class on 3.11
+    ConnectionError,
+)
 
 
 @asynccontextmanager
@@ -79,3 +100,20 @@ async def unsubscribe_quietly(sub: Subscription) -> None:
         await sub.unsubscribe()
     except nats.errors.Error as exc:  # closed or draining: the SUB is gone already
         log.debug("unsubscribe after the connection went away: %s", describe(exc))
+
+
+async def publish_flushed(client: Client, subject: str, data: bytes) -> None:
+    """A core publish that the server has processed when this returns. nats-py's own
+    ``publish`` only fills a buffer (and keeps buffering while reconnecting), so without
+    the flush "returned" would not mean "sent"."""
+    await client.publish(subject, data)
+    await client.flush(timeout=FLUSH_TIMEOUT)
+
+
+async def drain_quietly(client: Client) -> None:
+    """Drain the connection; close it if even that fails (the server is gone)."""
+    try:
+        await client.drain()
+    except (TimeoutError, nats.errors.Error) as exc:
+        log.debug("drain failed, closing: %s", describe(exc))
+        await client.close()

@@ -29,7 +29,7 @@ import httpx
 
 from roomkeeper.core import KeyId, Mode, RoomId, subject_for_room
 
-from .errors import ServerUnreachable, UnexpectedResponse, error_from_response
+from .errors import ServerUnreachable, UnexpectedResponse, describe, error_from_response
 from .keys import Identity
 from .signer import RequestSigner, SignatureAuth
 
@@ -276,7 +276,7 @@ class RoomsClient:
             response = await self._http.request(method, path, json=json, params=params,
                                                 content=content, headers=headers)
         except httpx.TransportError as exc:
-            raise ServerUnreachable(self._base_url, _reason(exc)) from exc
+            raise ServerUnreachable(self._base_url, describe(exc)) from exc
         if response.is_error:
             raise error_from_response(response)
         return response
@@ -289,12 +289,6 @@ def _decode_json(response: httpx.Response) -> Any:
         raise UnexpectedResponse(
             f"{response.request.method} {response.request.url.path}: "
             f"HTTP {response.status_code} without a JSON body") from None
-
-
-def _reason(exc: httpx.TransportError) -> str:
-    # httpx's messages are often empty ("ConnectError()"), so keep the type as well.
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _segment(value: str) -> str:

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final, TypeVar, TypeVarTuple
 
-import nats.errors
 import nats.js.errors
 import trio
 from nats.aio.client import Client
@@ -31,8 +30,8 @@ from nats.aio.msg import Msg
 from roomkeeper.core import BackendUnavailable, NotFound, RoomId, stream_config_for_room
 
 from ._aio import DEFAULT_BUFFER, LoopThread, TrioInbox
-from ._natsio import forward_subscription
-from .errors import ServerUnreachable
+from ._natsio import UNAVAILABLE, drain_quietly, forward_subscription, publish_flushed
+from .errors import ServerUnreachable, describe
 from .frames import MIN_FRAME_BYTES, NONCE_BYTES
 
 __all__ = ["DEFAULT_NATS_URL", "LiveFrames", "RoomsNats", "frame_msg_id"]
@@ -45,19 +44,6 @@ DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 REQUEST_TIMEOUT: Final = 5
 #: Where the nonce sits in a version 1 frame (see ``roomkeeper.client.frames``).
 _NONCE_AT: Final = 1 + 32
-
-#: nats-py errors that mean "the server is not answering", not "we did it wrong".
-_UNAVAILABLE: Final = (
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionDrainingError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
-    nats.errors.NoServersError,
-    nats.errors.TimeoutError,
-    nats.js.errors.ServiceUnavailableError,
-    TimeoutError,
-    ConnectionError,
-)
 
 
 def frame_msg_id(frame: bytes) -> str:
@@ -89,8 +75,8 @@ class RoomsNats:
             try:
                 yield cls(loop, client, url)
             finally:
-                with trio.move_on_after(REQUEST_TIMEOUT, shield=True):
-                    await loop.call(_drain, client)
+                with trio.move_on_after(loop.cleanup_timeout, shield=True):
+                    await loop.call(drain_quietly, client)
         finally:
             loop.close()
 
@@ -102,7 +88,7 @@ class RoomsNats:
         """A core-NATS publish on the room's subject, flushed: when this returns the
         server has the frame. No JetStream involved."""
         subject = stream_config_for_room(room_id).subjects[0]
-        await self._call(_publish_flushed, self._client, subject, frame)
+        await self._call(publish_flushed, self._client, subject, frame)
 
     async def publish_jetstream(self, room_id: RoomId, frame: bytes) -> int:
         """A JetStream publish into the room's stream; the stream sequence once stored.
@@ -139,8 +125,8 @@ class RoomsNats:
     def _unavailable(self) -> Iterator[None]:
         try:
             yield
-        except _UNAVAILABLE as exc:
-            raise BackendUnavailable(f"NATS at {self._url}: {_describe(exc)}",
+        except UNAVAILABLE as exc:
+            raise BackendUnavailable(f"NATS at {self._url}: {describe(exc)}",
                                      code="nats_unavailable") from exc
 
 
@@ -165,11 +151,6 @@ class LiveFrames:
             raise StopAsyncIteration from None
         data: bytes = msg.data
         return data
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _connect(url: str, name: str, deadline: float) -> Client:
@@ -209,22 +190,8 @@ async def _give_up(client: Client, connecting: asyncio.Future[None]) -> None:
 def _failure(first_error: asyncio.Future[Exception], connecting: asyncio.Future[None],
              deadline: float) -> str:
     if first_error.done() and not first_error.cancelled():
-        return _describe(first_error.result())
+        return describe(first_error.result())
     error = None if connecting.cancelled() else connecting.exception()
     if error is not None:
-        return _describe(error)
+        return describe(error)
     return f"no answer within {deadline:g}s"
-
-
-async def _drain(client: Client) -> None:
-    try:
-        await client.drain()
-    except (nats.errors.Error, TimeoutError):
-        await client.close()
-
-
-async def _publish_flushed(client: Client, subject: str, data: bytes) -> None:
-    # nats-py's publish only fills a buffer; the flush makes "returned" mean "sent".
-    await client.publish(subject, data)
-    await client.flush(timeout=REQUEST_TIMEOUT)
-

@@ -31,10 +31,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from roomkeeper.client._aio import CLEANUP_TIMEOUT, DEFAULT_BUFFER, LoopThread, TrioInbox
-from roomkeeper.client._natsio import forward_subscription
+from roomkeeper.client._natsio import drain_quietly, forward_subscription
+from roomkeeper.client.errors import describe
 from roomkeeper.core import BackendUnavailable
 
-from .errors import check_connected, describe, translate_errors
+from .errors import check_connected, translate_errors
 
 __all__ = [
     "DEFAULT_SUBSCRIPTION_BUFFER",
@@ -133,7 +134,7 @@ async def open_connection(
             yield NatsConnection(active, client, js, request_timeout)
         finally:
             with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
-                await active.call(_drain_quietly, client)
+                await active.call(drain_quietly, client)
 
 
 @asynccontextmanager
@@ -182,11 +183,3 @@ async def _connect(url: str, name: str, deadline: float) -> Client:
         ) from exc
     connected = True
     return client
-
-
-async def _drain_quietly(client: Client) -> None:
-    try:
-        await client.drain()
-    except (TimeoutError, nats.errors.Error) as exc:
-        log.debug("drain failed, closing: %s", describe(exc))
-        await client.close()
