@@ -22,6 +22,7 @@ from roomkeeper.client.keys import (
     MalformedKeyFile,
     RoomKeyMissing,
 )
+from roomkeeper.client.paths import default_identity_path
 from roomkeeper.core import RoomkeeperError, encode_keyid, new_room_id
 
 # API.md's signing vectors use this seed and keyid.
@@ -339,3 +340,18 @@ def test_keyring_load_rejects_malformed_content(tmp_path: Path, content: str) ->
     path = write_file(tmp_path / "k.json", content)
     with pytest.raises(MalformedKeyFile):
         Keyring.load(path)
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"ROOMKEEPER_IDENTITY": "/keys/me.json", "XDG_CONFIG_HOME": "/xdg"}, "/keys/me.json"),
+    ({"XDG_CONFIG_HOME": "/xdg"}, "/xdg/roomkeeper/identity.json"),
+    ({"XDG_CONFIG_HOME": "", "HOME": "/home/al"}, "/home/al/.config/roomkeeper/identity.json"),
+    ({"HOME": "/home/al"}, "/home/al/.config/roomkeeper/identity.json"),
+])
+def test_default_identity_path(monkeypatch: pytest.MonkeyPatch, environ: dict[str, str],
+                               expected: str) -> None:
+    for name in ("ROOMKEEPER_IDENTITY", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert default_identity_path() == Path(expected)

@@ -44,6 +44,7 @@ from ..client import (
 )
 from ..client.frames import MalformedChatMessage, RoomKeyError
 from ..client.keys import IdentityError, KeyFileNotFound
+from ..client.paths import default_identity_path
 from ..core import BackendUnavailable, Mode, NotFound, RoomId, RoomkeeperError, parse_room_id
 
 __all__ = ["DEFAULT_SERVER", "execute", "main", "register"]
@@ -123,13 +124,6 @@ class Context:
             return
         async with RoomsNats.connect(self.args.nats) as nats:
             yield RoomSession(self.client, room.id, key, nats=nats)
-
-
-def default_identity_path() -> Path:
-    if env := os.environ.get("ROOMKEEPER_IDENTITY"):
-        return Path(env)
-    config_home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(config_home) / "roomkeeper" / "identity.json"
 
 
 # --- the commands --------------------------------------------------------------------------
