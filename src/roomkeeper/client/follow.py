@@ -33,10 +33,10 @@ from typing import Final, Protocol
 
 import trio
 
-from roomkeeper.core import RoomId, subject_for_room
+from roomkeeper.core import MAX_LIMIT, RoomId, subject_for_room
 
 from .history import Origin, ReceivedMessage, RejectedFrame, open_frame_or_reject
-from .http import MAX_PAGE, RoomsClient
+from .http import RoomsClient
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -84,7 +84,7 @@ class PollingFeed:
     ``interval``, and a room without history yields nothing."""
 
     def __init__(self, client: RoomsClient, interval: float = 1.0,
-                 page_size: int = MAX_PAGE) -> None:
+                 page_size: int = MAX_LIMIT) -> None:
         self._client = client
         self._interval = interval
         self._page_size = page_size
@@ -114,7 +114,7 @@ class PollingFeed:
 
 async def read_backlog(client: RoomsClient, room_id: str,
                        backlog: int | None = DEFAULT_BACKLOG, *,
-                       page_size: int = MAX_PAGE) -> list[bytes]:
+                       page_size: int = MAX_LIMIT) -> list[bytes]:
     """The newest ``backlog`` frames (None: all of them) plus whatever was stored while
     they were read, oldest to newest, reading at most ``page_size`` frames a request."""
     if backlog is not None and backlog <= 0:
@@ -205,7 +205,7 @@ class Follower:
 @asynccontextmanager
 async def follow_room(client: RoomsClient, feed: LiveFeed, room_id: RoomId, room_key: bytes,
                       *, backlog: int | None = DEFAULT_BACKLOG,
-                      page_size: int = MAX_PAGE) -> AsyncIterator[Follower]:
+                      page_size: int = MAX_LIMIT) -> AsyncIterator[Follower]:
     """Subscribe, read the backlog, and yield a ``Follower`` (see the module doc).
     ``backlog`` is how many frames of history to start with; None means all of them."""
     send, receive = trio.open_memory_channel[bytes](math.inf)

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
-from roomkeeper.core import KeyId, Mode, RoomId, subject_for_room
+from roomkeeper.core import MAX_LIMIT, KeyId, Mode, RoomId, subject_for_room
 
 from .errors import ServerUnreachable, UnexpectedResponse, describe, error_from_response
 from .keys import Identity
@@ -45,8 +45,6 @@ __all__ = [
 DEFAULT_TIMEOUT: Final = 30.0
 #: The base URL of an in-process client; the host is also the signed @authority.
 IN_PROCESS_URL: Final = "http://roomkeeper.test"
-#: The server's hard cap on ``limit`` (R5); pages never get bigger than this.
-MAX_PAGE: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +234,7 @@ class RoomsClient:
         path = f"{_room_path(room_id)}/history"
         return HistoryPage.from_json(await self._json("GET", path, params=params))
 
-    async def iter_history(self, room_id: str, page_size: int = MAX_PAGE,
+    async def iter_history(self, room_id: str, page_size: int = MAX_LIMIT,
                            ) -> AsyncIterator[HistoryPage]:
         """Every page of the backlog, newest page first, paging backwards with
         ``before`` until the server says there is nothing older. Frames inside each page
