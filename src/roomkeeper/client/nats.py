@@ -1,7 +1,7 @@
 """``RoomsNats``: put frames into rooms and watch them live, over NATS, from Trio.
 
 Subjects and stream names come from the core (``subject_for_room``,
-``stream_config_for_room``, R8), never from a copy here. Two ways to publish:
+``stream_name_for_room``, R8), never from a copy here. Two ways to publish:
 
 - ``publish``: a plain core-NATS publish, as a browser client does. No JetStream call
   at all; the room's stream captures it all the same (R3).
@@ -27,7 +27,13 @@ import trio
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from roomkeeper.core import BackendUnavailable, NotFound, RoomId, stream_config_for_room
+from roomkeeper.core import (
+    BackendUnavailable,
+    NotFound,
+    RoomId,
+    stream_name_for_room,
+    subject_for_room,
+)
 
 from ._aio import DEFAULT_BUFFER, LoopThread, TrioInbox
 from ._natsio import UNAVAILABLE, drain_quietly, forward_subscription, publish_flushed
@@ -87,19 +93,18 @@ class RoomsNats:
     async def publish(self, room_id: RoomId, frame: bytes) -> None:
         """A core-NATS publish on the room's subject, flushed: when this returns the
         server has the frame. No JetStream involved."""
-        subject = stream_config_for_room(room_id).subjects[0]
+        subject = subject_for_room(room_id)
         await self._call(publish_flushed, self._client, subject, frame)
 
     async def publish_jetstream(self, room_id: RoomId, frame: bytes) -> int:
         """A JetStream publish into the room's stream; the stream sequence once stored.
         ``NotFound(code="stream_not_found")`` when the room has no stream (ephemeral, or
         no JetStream on the server)."""
-        spec = stream_config_for_room(room_id)
         headers = {"Nats-Msg-Id": frame_msg_id(frame)}
         js = self._client.jetstream(timeout=REQUEST_TIMEOUT)
         try:
-            ack = await self._call(js.publish, spec.subjects[0], frame, REQUEST_TIMEOUT,
-                                   spec.name, headers)
+            ack = await self._call(js.publish, subject_for_room(room_id), frame,
+                                   REQUEST_TIMEOUT, stream_name_for_room(room_id), headers)
         except nats.js.errors.NoStreamResponseError:
             raise NotFound(f"room {room_id} has no stream", code="stream_not_found") from None
         seq: int = ack.seq
@@ -112,7 +117,7 @@ class RoomsNats:
         registered with the server before this yields), until the block exits. At most
         ``buffer`` frames wait for the reader; more are dropped and counted in
         ``dropped`` (``follow_room`` keeps reading, so it never falls that far behind)."""
-        subject = stream_config_for_room(room_id).subjects[0]
+        subject = subject_for_room(room_id)
         async with forward_subscription(self._loop, self._client, subject, buffer=buffer,
                                         errors=self._unavailable) as inbox:
             yield LiveFrames(inbox)
