@@ -188,6 +188,10 @@ async def test_iter_history_pages_backwards_through_everything(
     pages = [page async for page in alice.iter_history(room.id, page_size=3)]
     assert [(p.first_seq, p.last_seq) for p in pages] == [(5, 7), (2, 4), (1, 1)]
     assert [f for page in reversed(pages) for f in page.frames] == frames
+    # Only the newest frames: the last request asks for just what is still missing.
+    newest = [page async for page in alice.iter_history(room.id, page_size=3, max_frames=4)]
+    assert [(p.first_seq, p.last_seq) for p in newest] == [(5, 7), (4, 4)]
+    assert [page async for page in alice.iter_history(room.id, max_frames=0)] == []
 
 
 async def test_iter_history_of_an_empty_room_yields_nothing(rk: InProcessDeployment) -> None:

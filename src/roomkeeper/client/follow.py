@@ -119,28 +119,13 @@ async def read_backlog(client: RoomsClient, room_id: str,
     they were read, oldest to newest, reading at most ``page_size`` frames a request."""
     if backlog is not None and backlog <= 0:
         return []
-    pages, newest = await _read_backwards(client, room_id, backlog, page_size)
-    frames = [frame for page in reversed(pages) for frame in page]
+    pages = [page async for page in
+             client.iter_history(room_id, page_size, max_frames=backlog)]
+    frames = [frame for page in reversed(pages) for frame in page.frames]
+    # Pages come newest first; with none at all, the forward pass reads from the start.
+    newest = (pages[0].last_seq or 0) if pages else 0
     frames.extend(await _read_forwards(client, room_id, newest, page_size))
     return frames
-
-
-async def _read_backwards(client: RoomsClient, room_id: str, backlog: int | None,
-                          page_size: int) -> tuple[list[tuple[bytes, ...]], int]:
-    """Pages newest first, and the newest sequence seen (0 when none)."""
-    pages: list[tuple[bytes, ...]] = []
-    newest, before = 0, None
-    remaining = math.inf if backlog is None else backlog
-    while remaining > 0:
-        page = await client.history(room_id, limit=int(min(remaining, page_size)),
-                                    before=before)
-        pages.append(page.frames)
-        newest = newest or (page.last_seq or 0)
-        remaining -= len(page.frames)
-        if not page.has_more or page.first_seq is None:
-            break
-        before = page.first_seq
-    return pages, newest
 
 
 async def _read_forwards(client: RoomsClient, room_id: str, after: int,

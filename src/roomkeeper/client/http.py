@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -234,16 +235,19 @@ class RoomsClient:
         path = f"{_room_path(room_id)}/history"
         return HistoryPage.from_json(await self._json("GET", path, params=params))
 
-    async def iter_history(self, room_id: str, page_size: int = MAX_LIMIT,
-                           ) -> AsyncIterator[HistoryPage]:
-        """Every page of the backlog, newest page first, paging backwards with
-        ``before`` until the server says there is nothing older. Frames inside each page
-        stay oldest to newest."""
+    async def iter_history(self, room_id: str, page_size: int = MAX_LIMIT, *,
+                           max_frames: int | None = None) -> AsyncIterator[HistoryPage]:
+        """Every page of the backlog (or of its newest ``max_frames`` frames), newest
+        page first, paging backwards with ``before`` until the server says there is
+        nothing older. Frames inside each page stay oldest to newest."""
         before: int | None = None
-        while True:
-            page = await self.history(room_id, limit=page_size, before=before)
+        remaining = math.inf if max_frames is None else max_frames
+        while remaining > 0:
+            page = await self.history(room_id, limit=int(min(remaining, page_size)),
+                                      before=before)
             if page.frames:
                 yield page
+            remaining -= len(page.frames)
             if not page.has_more or page.first_seq is None:
                 return
             before = page.first_seq
