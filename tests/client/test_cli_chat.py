@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -186,22 +187,11 @@ async def test_follow_over_http_shows_history_then_new_messages(
 ) -> None:
     room = await shared_room(alice, bob)
     await alice.ok("send", room, "before", "--via", "http")
-    args = build_parser().parse_args([
-        "follow", room, "--via", "http", "--interval", "0.01", "--server", bob.server,
-        "--identity", str(bob.identity_path)])
-    seen = ""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(execute, args)
-        with trio.fail_after(5):
-            while "before" not in seen:
-                seen += capsys.readouterr().out
-                await trio.sleep(0.01)
-            # Not through alice's terminal: it would read (and drop) what bob's prints.
-            await alice.send_with_sdk(room, "after", Via.HTTP)
-            while "after" not in seen:
-                seen += capsys.readouterr().out
-                await trio.sleep(0.01)
-        nursery.cancel_scope.cancel()
+    seen = await follow_until(
+        ["follow", room, "--via", "http", "--interval", "0.01", "--server", bob.server,
+         "--identity", str(bob.identity_path)], capsys, "out", "before",
+        # Not through alice's terminal: it would read (and drop) what bob's prints.
+        then=lambda: alice.send_with_sdk(room, "after", Via.HTTP), then_text="after")
     assert [line.split("  ")[-1] for line in seen.splitlines()] == ["before", "after"]
 
 
@@ -217,15 +207,26 @@ async def test_history_shows_a_payload_that_is_not_chat(alice: Terminal, bob: Te
 
 
 async def follow_until(args: list[str], capsys: pytest.CaptureFixture[str],
-                       stream: str, text: str) -> str:
-    """Run ``follow`` until ``text`` shows on ``stream`` ("out" or "err"); the output."""
+                       stream: str, text: str, *,
+                       then: Callable[[], Awaitable[object]] | None = None,
+                       then_text: str = "") -> str:
+    """Run ``follow`` until ``text`` shows on ``stream`` ("out" or "err"); with ``then``,
+    await it and go on until ``then_text`` shows as well. Everything seen on ``stream``."""
     seen = ""
+
+    async def until(wanted: str) -> None:
+        nonlocal seen
+        while wanted not in seen:
+            seen += getattr(capsys.readouterr(), stream)
+            await trio.sleep(0.005)
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(execute, build_parser().parse_args(args))
         with trio.fail_after(5):
-            while text not in seen:
-                seen += getattr(capsys.readouterr(), stream)
-                await trio.sleep(0.01)
+            await until(text)
+            if then is not None:
+                await then()
+                await until(then_text)
         nursery.cancel_scope.cancel()
     return seen
 

@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 import trio
 
-from roomkeeper.adapters.cli_chat import build_parser, execute
 from roomkeeper.adapters.nats.deployment import open_nats_deployment
 from roomkeeper.client import Via
-from tests.client.test_cli_chat import Terminal, make_terminal, serve_app, shared_room
+from tests.client.test_cli_chat import (
+    Terminal,
+    follow_until,
+    make_terminal,
+    serve_app,
+    shared_room,
+)
 from tests.conftest import NatsServer
 
 
@@ -85,22 +90,11 @@ async def test_follow_over_nats(alice: Terminal, bob: Terminal,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     room = await shared_room(alice, bob)
     await alice.ok("send", room, "before", "--via", "http")
-    args = build_parser().parse_args([
-        "follow", room, "--server", bob.server, "--nats", bob.nats,
-        "--identity", str(bob.identity_path)])
-    seen = ""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(execute, args)
-        with trio.fail_after(5):
-            while "before" not in seen:
-                seen += capsys.readouterr().out
-                await trio.sleep(0.005)
-            # Not through alice's terminal: it would read (and drop) what bob's prints.
-            await alice.send_with_sdk(room, "after", Via.NATS)
-            while "after" not in seen:
-                seen += capsys.readouterr().out
-                await trio.sleep(0.005)
-        nursery.cancel_scope.cancel()
+    seen = await follow_until(
+        ["follow", room, "--server", bob.server, "--nats", bob.nats,
+         "--identity", str(bob.identity_path)], capsys, "out", "before",
+        # Not through alice's terminal: it would read (and drop) what bob's prints.
+        then=lambda: alice.send_with_sdk(room, "after", Via.NATS), then_text="after")
     assert [line.split("  ")[-1] for line in seen.splitlines()] == ["before", "after"]
 
 

@@ -195,11 +195,17 @@ async def test_a_cancelled_connect_leaves_nothing_running_on_the_loop(
         assert await loop.call(others) == []
 
 
-def test_close_is_idempotent() -> None:
-    thread = LoopThread()
+async def test_close_stops_the_thread_and_later_calls_fail_cleanly() -> None:
+    thread = LoopThread("test-close")
     thread.start()
+    loop = thread.loop
     thread.close()
-    thread.close()
+    assert loop.is_closed()
+    assert not any(t.name == "test-close" for t in threading.enumerate())
+    thread.close()  # idempotent: nothing left to do, and no error
+    with pytest.raises(BackendUnavailable) as caught:
+        await thread.call(asyncio.sleep, 0)
+    assert caught.value.code == "bridge_closed"
 
 
 def test_room_key_text_round_trip() -> None:
