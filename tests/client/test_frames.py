@@ -247,6 +247,14 @@ def test_sealed_room_key_round_trip() -> None:
     assert open_room_key(sealed, BOB) == room_key
 
 
+def test_sealing_room_keys_is_in_the_sdks_top_level_api() -> None:
+    # README's "client SDK" section imports them from roomkeeper.client.
+    import roomkeeper.client as sdk
+
+    assert (sdk.seal_room_key, sdk.open_room_key) == (seal_room_key, open_room_key)
+    assert {"seal_room_key", "open_room_key"} <= set(sdk.__all__)
+
+
 def test_a_shared_room_key_opens_the_sharers_frames() -> None:
     room_key = new_room_key()
     bobs_key = open_room_key(seal_room_key(room_key, BOB.keyid), BOB)

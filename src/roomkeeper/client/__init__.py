@@ -26,7 +26,15 @@ from .follow import (
     follow_room,
     read_backlog,
 )
-from .frames import ChatMessage, FrameError, new_room_key, open_frame, seal_frame
+from .frames import (
+    ChatMessage,
+    FrameError,
+    new_room_key,
+    open_frame,
+    open_room_key,
+    seal_frame,
+    seal_room_key,
+)
 from .history import ReceivedMessage, RejectedFrame, VerifiedHistory, open_frames, read_history
 from .http import HistoryPage, RoomInfo, RoomsClient
 from .keys import Identity, Keyring, RoomKeyMissing
@@ -82,8 +90,10 @@ __all__ = [
     "new_room_key",
     "open_frame",
     "open_frames",
+    "open_room_key",
     "read_backlog",
     "read_history",
     "seal_frame",
+    "seal_room_key",
     "share_text",
 ]
