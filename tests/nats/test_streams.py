@@ -293,11 +293,12 @@ async def test_a_server_that_ignores_batch_is_detected_and_read_by_sequence(
         await nats_conn.bridge.call(sub.unsubscribe)
 
 
-async def test_a_rejected_batch_request_is_a_bug_not_an_outage(
-    store: NatsStreamStore, nats_conn: NatsConnection, stream_name: str
+async def test_a_rejected_batch_request_is_a_503_logged_at_error(
+    store: NatsStreamStore, nats_conn: NatsConnection, stream_name: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The server answers a request it cannot parse with a 408 status: that is our
-    # mistake, so it must propagate as itself rather than turn into a 503.
+    # mistake, not an outage, so the operator sees it in the log with its status.
     client = nats_conn.client
 
     async def reject(msg: Msg) -> None:
@@ -308,9 +309,13 @@ async def test_a_rejected_batch_request_is_a_bug_not_an_outage(
         client.subscribe, f"$JS.API.DIRECT.GET.{stream_name}", "", reject)
     await nats_conn.bridge.call(client.flush)
     try:
-        with pytest.raises(nats.js.errors.APIError) as caught:
+        with pytest.raises(BackendUnavailable) as caught:
             await store.fetch(stream_name, 1, 10)
-        assert caught.value.code == 408
+        assert caught.value.code == "jetstream_error"
+        assert isinstance(caught.value.__cause__, nats.js.errors.APIError)
+        assert caught.value.__cause__.code == 408
+        assert any(r.levelname == "ERROR" and "status 408" in r.getMessage()
+                   for r in caplog.records)
     finally:
         await nats_conn.bridge.call(sub.unsubscribe)
 

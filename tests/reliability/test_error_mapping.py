@@ -21,10 +21,15 @@ def test_no_peers_for_placement_is_an_outage() -> None:
     assert caught.value.__cause__ is answer
 
 
-def test_other_bad_requests_still_propagate() -> None:
+def test_other_bad_requests_are_a_503_set_apart_from_an_outage_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     answer = nats.js.errors.BadRequestError(code=400, err_code=10052, description="bad config")
-    with pytest.raises(nats.js.errors.BadRequestError), translate_errors("ensure stream ROOM_x"):
+    with pytest.raises(BackendUnavailable) as caught, translate_errors("ensure stream ROOM_x"):
         raise answer
+    assert caught.value.code == "jetstream_error"
+    assert any(r.levelname == "ERROR" and "err_code 10052" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_a_kv_write_nobody_answers_is_an_outage_not_a_missing_stream() -> None:

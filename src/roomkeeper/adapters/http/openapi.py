@@ -178,9 +178,12 @@ def _components_responses() -> Json:
         "404": _error("No such room (or no such route)."),
         "409": _error("Conflict: the owner cannot be removed, or a concurrent update "
                       "kept winning."),
-        "413": _error("The body is larger than 1 MiB."),
+        "413": _error("The body is larger than 1 MiB (or, for a published frame, than the "
+                      "NATS server's max_payload)."),
         "415": _error("The Content-Type is neither application/json nor absent."),
-        "503": _error("A backend (NATS, JetStream, KV) did not answer; nothing was "
+        "503": _error("A backend (NATS, JetStream, KV) did not answer, or JetStream "
+                      "refused: an account or server limit (error jetstream_limit) or "
+                      "another reason (jetstream_error), both logged; nothing was "
                       "half-written.", retry),
     }
 
