@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from roomkeeper.adapters import serve
-from roomkeeper.adapters.cli import main, parse_bind, request_target
+from roomkeeper.adapters.cli import main, parse_bind
 from roomkeeper.adapters.memory import memory_deployment
 from roomkeeper.client.keys import Identity
+from roomkeeper.core import SignedRequest, Unauthorized, verify_request
 
 SCRIPT = Path(sys.executable).parent / "roomkeeper"
 START_TIMEOUT = 20.0
@@ -170,20 +171,54 @@ def test_sign_without_an_identity_says_how_to_make_one(
     assert "roomkeeper keygen" in capsys.readouterr().err
 
 
+def verifies(headers: dict[str, str], method: str, authority: str, path: str,
+             query: str = "", body: bytes = b"") -> bool:
+    """Whether the server, seeing this request, accepts the printed headers."""
+    request = SignedRequest(method, authority, path, query, body,
+                            (headers["Content-Digest"],), (headers["Signature-Input"],),
+                            (headers["Signature"],))
+    try:
+        verify_request(request, time.time())
+    except Unauthorized:
+        return False
+    return True
+
+
 def test_sign_signs_the_target_as_sent(identity_file: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     headers = signed(capsys, "get", "http://user@chat.example:8443/rooms/x%2Fy?limit=5&a=%20",
                      "--identity", str(identity_file))
 
-    assert request_target("http://user@chat.example:8443/r?q", None) == (
-        "chat.example:8443", "/r", "q")
-    assert request_target("https://h", "public.example") == ("public.example", "/", "")
+    assert verifies(headers, "GET", "chat.example:8443", "/rooms/x%2Fy", "limit=5&a=%20")
+    assert not verifies(headers, "GET", "chat.example:8443", "/rooms/x/y", "limit=5&a=%20")
     assert headers["Content-Digest"] == "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
     assert 'keyid="' + Identity.load(identity_file).keyid + '"' in headers["Signature-Input"]
 
 
+@pytest.mark.parametrize("url", ["https://chat.example:443/rooms",
+                                 "http://chat.example:80/rooms"])
+def test_sign_leaves_out_the_default_port_as_curl_does_in_host(
+    url: str, identity_file: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    headers = signed(capsys, "GET", url, "--identity", str(identity_file))
+
+    assert verifies(headers, "GET", "chat.example", "/rooms")  # what Host says
+    assert not verifies(headers, "GET", url.split("/")[2], "/rooms")  # the literal netloc
+
+
+def test_sign_uses_the_authority_it_is_given(identity_file: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    headers = signed(capsys, "POST", "https://h", "--data", "{}",
+                     "--authority", "public.example", "--identity", str(identity_file))
+
+    assert verifies(headers, "POST", "public.example", "/", body=b"{}")
+    assert not verifies(headers, "POST", "h", "/", body=b"{}")
+
+
 @pytest.mark.parametrize("args", [
     ["sign", "GET", "/relative", "--identity", "x"],
+    ["sign", "GET", "ftp://h/rooms", "--identity", "x"],
+    ["sign", "GET", "http://[::1/rooms", "--identity", "x"],
     ["sign", "GET", "http://h/", "--data-file", "/nonexistent/file", "--identity", "x"],
     ["serve", "--memory", "--bind", "localhost"],
     ["serve", "--memory", "--bind", "127.0.0.1:99999"],

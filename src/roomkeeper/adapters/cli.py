@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+
+import httpx
 
 from ..client.keys import Identity, IdentityError
-from ..core import sign_request
+from ..client.signer import DEFAULT_LIFETIME, RequestSigner
 from . import cli_chat
 from .serve import add_parser as add_serve_parser
 from .settings import UsageError, parse_bind
 
-__all__ = ["main", "parse_bind", "request_target"]
-
-#: How long a signature printed by ``roomkeeper sign`` stays valid (API.md allows 300).
-SIGNATURE_LIFETIME = 60
+__all__ = ["main", "parse_bind"]
 
 SIGN_EPILOG = """\
 The three header lines go to stdout, one per line, so curl can read them with -H @-
@@ -39,7 +35,8 @@ examples:
     curl -H @- -H 'Content-Type: application/json' --data-binary "$body" \\
       http://127.0.0.1:8080/rooms
 
-Each output is good for one request within 60 s (the nonce cannot be replayed)."""
+""" + f"""Each output is good for one request within {DEFAULT_LIFETIME} s (the nonce cannot be
+replayed)."""
 
 KEYGEN_EPILOG = """\
 example:
@@ -60,13 +57,15 @@ def default_identity_path() -> Path:
     return Path(config_home) / "roomkeeper" / "identity.json"
 
 
-def request_target(url: str, authority: str | None) -> tuple[str, str, str]:
-    """(authority, path, query) as a client sends them for ``url``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+def _absolute_url(url: str) -> str:
+    """``url``, once it is known to be an absolute http(s) URL."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UsageError(f"URL is not valid: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"URL must be an absolute http(s) URL, got {url!r}")
-    host = parts.netloc.rpartition("@")[2]  # userinfo is never sent in Host
-    return authority or host, parts.path or "/", parts.query
+    return url
 
 
 def _read_body(args: argparse.Namespace) -> bytes:
@@ -82,23 +81,14 @@ def _read_body(args: argparse.Namespace) -> bytes:
         raise UsageError(f"cannot read --data-file {args.data_file}: {exc.strerror}") from None
 
 
-def signed_headers(identity: Identity, method: str, target: tuple[str, str, str],
-                   body: bytes, now: float) -> dict[str, str]:
-    authority, path, query = target
-    created = int(now)
-    return sign_request(
-        identity.seed, method.upper(), authority, path, query, body,
-        created=created, expires=created + SIGNATURE_LIFETIME,
-        nonce=secrets.token_urlsafe(16),  # 128 random bits, as API.md asks
-    )
-
-
 def run_sign(args: argparse.Namespace) -> int:
     # Arguments first, so a typo is reported before the identity file is touched.
-    target = request_target(args.url, args.authority)
+    url = _absolute_url(args.url)
     body = _read_body(args)
-    identity = Identity.load(args.identity)
-    for name, value in signed_headers(identity, args.method, target, body, time.time()).items():
+    # The client's signer, so that the authority is the one httpx or curl put in Host
+    # (no default port, no userinfo), not the URL's literal netloc.
+    signer = RequestSigner(Identity.load(args.identity), authority=args.authority)
+    for name, value in signer.headers(args.method, url, body).items():
         print(f"{name}: {value}")
     return 0
 
@@ -128,7 +118,8 @@ def _add_sign(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     body.add_argument("--data-file", metavar="FILE", help="the request body from FILE (- = stdin)")
     _add_identity(sign)
     sign.add_argument("--authority", metavar="AUTHORITY",
-                      help="the server's public authority (default: host[:port] of URL)")
+                      help="the server's public authority (default: host[:port] of URL, "
+                           "without the scheme's default port)")
     sign.set_defaults(run=run_sign)
 
 
