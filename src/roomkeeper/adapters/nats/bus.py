@@ -16,15 +16,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from nats.aio.client import Client
-
+from ...client._natsio import publish_flushed
 from .bridge import DEFAULT_SUBSCRIPTION_BUFFER, BridgedSubscription, NatsConnection
 from .errors import translate_errors
 
 __all__ = ["NatsBus", "Subscription"]
-
-#: Bound on the flush after a publish.
-FLUSH_TIMEOUT = 5
 
 
 class Subscription:
@@ -56,15 +52,10 @@ class NatsBus:
 
     async def publish(self, subject: str, data: bytes) -> None:
         with translate_errors(f"publish to {subject}"):
-            await self._conn.call(_publish_flushed, self._conn.client, subject, data)
+            await self._conn.call(publish_flushed, self._conn.client, subject, data)
 
     @asynccontextmanager
     async def subscribe(self, subject: str) -> AsyncIterator[Subscription]:
         bridge = self._conn.bridge
         async with bridge.subscribe(self._conn.client, subject, buffer=self._buffer) as sub:
             yield Subscription(sub)
-
-
-async def _publish_flushed(client: Client, subject: str, data: bytes) -> None:
-    await client.publish(subject, data)
-    await client.flush(timeout=FLUSH_TIMEOUT)
