@@ -7,18 +7,16 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from functools import partial
 
 import httpx
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from roomkeeper.adapters.http import create_app
 from roomkeeper.adapters.memory import memory_deployment
 from roomkeeper.client.signer import RequestSigner, SignatureAuth
 from roomkeeper.ports import Deployment
+from tests.serving import serving
 
 
 @pytest.fixture
@@ -28,16 +26,8 @@ def live_deployment() -> Deployment:
 
 @pytest.fixture
 async def base_url(live_deployment: Deployment) -> AsyncIterator[str]:
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.errorlog = None
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(
-            partial(serve, create_app(live_deployment), config, shutdown_trigger=stop.wait))
-        yield binds[0]
-        stop.set()
+    async with serving(create_app(live_deployment)) as url:
+        yield url
 
 
 def client(base_url: str, seed: bytes | None = b"\x07" * 32) -> httpx.AsyncClient:

@@ -20,14 +20,10 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import nats
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
-from quart_trio import QuartTrio
 
 from roomkeeper.adapters.http import create_app
 from roomkeeper.adapters.nats import NatsConnection
@@ -45,7 +41,6 @@ __all__ = [
     "frames",
     "open_api",
     "plain_publish",
-    "serve_app",
     "wait_for_messages",
 ]
 
@@ -90,22 +85,6 @@ async def open_api(url: str, *, limits: StreamLimits | None = None) -> AsyncIter
             finally:
                 with trio.CancelScope(shield=True):
                     await _forget_rooms(deployment, signers)
-
-
-@asynccontextmanager
-async def serve_app(app: QuartTrio) -> AsyncIterator[str]:
-    """The app under a real Hypercorn on a free loopback port; its base URL."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.errorlog = None
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
-        try:
-            yield binds[0]
-        finally:
-            stop.set()
 
 
 async def _forget_rooms(deployment: Deployment, signers: dict[str, RequestSigner]) -> None:

@@ -41,9 +41,9 @@ from tests.nats.http_stack import (
     frames,
     open_api,
     plain_publish,
-    serve_app,
     wait_for_messages,
 )
+from tests.serving import serving
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ async def test_golden_three_frames_over_a_socket(
     """Published over HTTP, read over HTTP, through a real Hypercorn: the exact body."""
     signer = RequestSigner(os.urandom(32))
     async with open_nats_deployment(nats_server.url) as deployment:
-        async with serve_app(create_app(deployment)) as base_url, httpx.AsyncClient(
+        async with serving(create_app(deployment)) as base_url, httpx.AsyncClient(
             base_url=base_url, auth=SignatureAuth(signer), timeout=5
         ) as http:
             room_id = (await http.post("/rooms", json={"name": "golden"})).json()["id"]

@@ -12,19 +12,14 @@ import json
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart.typing import TestClientProtocol
-from quart_trio import QuartTrio
 from werkzeug.datastructures import Headers
 
 from roomkeeper.adapters.nats.errors import translate_errors
@@ -154,22 +149,6 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], *, within: float,
 
 
 # --- a real socket -----------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def serving(app: QuartTrio) -> AsyncIterator[str]:
-    """``app`` under Hypercorn on a free loopback port, for the block; its base URL."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.errorlog = None
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
-        try:
-            yield str(binds[0])
-        finally:
-            stop.set()
 
 
 def http_client(base_url: str, signer: RequestSigner | None = None,

@@ -25,9 +25,10 @@ from roomkeeper.adapters.nats.deployment import DEFAULT_REQUEST_TIMEOUT, open_na
 from roomkeeper.client.signer import RequestSigner
 from roomkeeper.core import RoomId, stream_name_for_room
 from tests.reliability.cluster import NatsCluster
-from tests.reliability.harness import AUTHORITY, http_client, new_signer, record, serving
+from tests.reliability.harness import AUTHORITY, http_client, new_signer, record
 from tests.reliability.process import RoomkeeperProcess
 from tests.reliability.workload import Workload, read_all, verify_acked
+from tests.serving import serving
 
 pytestmark = pytest.mark.slow
 

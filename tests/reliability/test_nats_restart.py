@@ -17,8 +17,9 @@ import trio
 from roomkeeper.adapters.http import create_app
 from roomkeeper.adapters.nats.deployment import open_nats_deployment
 from roomkeeper.adapters.nats.server import NatsServerProcess
-from tests.reliability.harness import AUTHORITY, http_client, new_signer, record, serving
+from tests.reliability.harness import AUTHORITY, http_client, new_signer, record
 from tests.reliability.workload import Workload, read_all, verify_acked
+from tests.serving import serving
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,8 @@ from roomkeeper.client.signer import RequestSigner
 from roomkeeper.ports import Deployment
 from tests.reliability.backends import removing_new_streams
 from tests.reliability.fuzz import FuzzReport, Known, run_schemathesis
-from tests.reliability.harness import AUTHORITY, http_client, new_signer, record, serving
+from tests.reliability.harness import AUTHORITY, http_client, new_signer, record
+from tests.serving import serving
 
 
 async def create(http: httpx.AsyncClient, body: dict[str, object]) -> str:
