@@ -164,17 +164,20 @@ async def test_a_replay_is_caught_across_two_deployments(
 
 
 async def test_ports_fail_fast_while_nats_is_down(tmp_path: Path) -> None:
+    """While NATS is away the ports answer BackendUnavailable at once instead of waiting
+    out their request timeout. That timeout is long here, so that the bound telling the
+    two apart can be generous on a loaded machine."""
+    request_timeout = 10.0
     with NatsServerProcess(tmp_path) as server:
-        async with open_nats_deployment(server.url, request_timeout=2) as deployment:
+        async with open_nats_deployment(server.url, request_timeout=request_timeout) as deployment:
             await deployment.check_ready()
-            server.stop()
-            started = time.monotonic()
+            await trio.to_thread.run_sync(server.stop)  # it blocks for up to its grace
             await _until_unready(deployment)
-            with pytest.raises(BackendUnavailable):
-                await deployment.rooms.get(_room().id)
-            with pytest.raises(BackendUnavailable):
-                await deployment.nonces.add(_keyid(), "n", time.time() + 60)
-            assert time.monotonic() - started < 1.0
+            with trio.fail_after(request_timeout / 2):
+                with pytest.raises(BackendUnavailable):
+                    await deployment.rooms.get(_room().id)
+                with pytest.raises(BackendUnavailable):
+                    await deployment.nonces.add(_keyid(), "n", time.time() + 60)
 
 
 @pytest.mark.slow
@@ -198,8 +201,9 @@ async def test_the_deployment_recovers_when_nats_comes_back(tmp_path: Path) -> N
 
 
 async def _until_unready(deployment: Deployment) -> None:
-    """The client notices the closed socket within moments."""
-    with trio.fail_after(1):
+    """The client notices the closed socket within moments (the bound allows for a
+    loaded machine)."""
+    with trio.fail_after(5):
         while True:
             try:
                 await deployment.check_ready()
