@@ -139,3 +139,14 @@ def test_stream_not_found_is_recognised_by_its_err_code() -> None:
 def test_descriptions_keep_the_type_when_the_message_is_empty() -> None:
     assert describe(TimeoutError()) == "TimeoutError"
     assert describe(ValueError("bad")) == "ValueError: bad"
+
+
+def test_a_caller_that_reports_refusals_itself_can_leave_them_unlogged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = _api_error(500, 10074, "replicas > 1 not supported in non-clustered mode")
+    with pytest.raises(BackendUnavailable) as caught, \
+            translate_errors("ensure KV bucket b", log_refusals=False):
+        raise error
+    assert caught.value.code == "jetstream_error"
+    assert not caplog.records

@@ -104,9 +104,11 @@ def is_stream_not_found(exc: BaseException) -> bool:
 
 
 @contextmanager
-def translate_errors(what: str) -> Iterator[None]:
+def translate_errors(what: str, *, log_refusals: bool = True) -> Iterator[None]:
     """Map nats-py errors raised inside the block; ``what`` names the operation in the
-    message, e.g. ``"fetch ROOM_x"``."""
+    message, e.g. ``"fetch ROOM_x"``. ``log_refusals=False`` leaves JetStream's
+    refusals unlogged, for a caller that reports the failure itself (startup does, in
+    one line)."""
     try:
         yield
     except nats.js.errors.NoStreamResponseError as exc:
@@ -117,7 +119,7 @@ def translate_errors(what: str) -> Iterator[None]:
     except nats.js.errors.APIError as exc:
         # Before UNAVAILABLE: a limit can come as a 503 (ServiceUnavailableError), and
         # it must be logged for the operator all the same.
-        raise _api_failure(what, exc) from exc
+        raise _api_failure(what, exc, log_refusals) from exc
     except UNAVAILABLE as exc:
         raise BackendUnavailable(f"{what}: {describe(exc)}") from exc
     except nats.errors.MaxPayloadError as exc:
@@ -125,7 +127,9 @@ def translate_errors(what: str) -> Iterator[None]:
         raise _too_large(what, "the NATS server's max_payload is smaller") from exc
 
 
-def _api_failure(what: str, exc: nats.js.errors.APIError) -> RoomkeeperError:
+def _api_failure(
+    what: str, exc: nats.js.errors.APIError, log_refusals: bool
+) -> RoomkeeperError:
     """The core error for a JetStream API error that reached a port."""
     if exc.err_code == JS_MESSAGE_TOO_LARGE:
         return _too_large(what, "the stream's maximum message size is smaller")
@@ -137,8 +141,9 @@ def _api_failure(what: str, exc: nats.js.errors.APIError) -> RoomkeeperError:
         return BackendUnavailable(f"{what}: {describe(exc)}")
     else:
         code = "jetstream_error"
-    log.error("%s: JetStream refused it: status %s, err_code %s: %s",
-              what, exc.code, exc.err_code, exc.description)
+    if log_refusals:
+        log.error("%s: JetStream refused it: status %s, err_code %s: %s",
+                  what, exc.code, exc.err_code, exc.description)
     return BackendUnavailable(f"{what}: {describe(exc)}", code=code)
 
 

@@ -70,7 +70,8 @@ async def open_nonce_store(
     clock: Callable[[], float] = time.time,
 ) -> NatsNonceStore:
     """Ensure the nonces bucket (one crossing) and return the store."""
-    with translate_errors(f"ensure KV bucket {bucket}"):
+    # Only at startup, which reports a failure itself.
+    with translate_errors(f"ensure KV bucket {bucket}", log_refusals=False):
         kv = await conn.call(ensure_bucket, conn.js, nonces_bucket_config(replicas, bucket))
     return NatsNonceStore(conn, kv, clock=clock)
 

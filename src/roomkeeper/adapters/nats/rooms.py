@@ -167,7 +167,8 @@ async def open_room_store(
 ) -> NatsRoomStore:
     """Ensure the rooms bucket (one crossing) and return the store. Instances that
     share ``bucket`` on one NATS share their rooms."""
-    with translate_errors(f"ensure KV bucket {bucket}"):
+    # Only at startup, which reports a failure itself.
+    with translate_errors(f"ensure KV bucket {bucket}", log_refusals=False):
         kv = await conn.call(ensure_bucket, conn.js, rooms_bucket_config(replicas, bucket))
     return NatsRoomStore(conn, kv, bucket)
 
