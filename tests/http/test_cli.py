@@ -3,7 +3,6 @@ used as request headers (by httpx and by curl), ``keygen``, and usage errors."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import select
 import shutil
@@ -24,6 +23,7 @@ from roomkeeper.adapters.cli import main, parse_bind
 from roomkeeper.adapters.memory import memory_deployment
 from roomkeeper.client.keys import Identity
 from roomkeeper.core import SignedRequest, Unauthorized, verify_request
+from roomkeeper.ports import Deployment
 
 SCRIPT = Path(sys.executable).parent / "roomkeeper"
 START_TIMEOUT = 20.0
@@ -128,13 +128,12 @@ def test_a_backend_that_cannot_start_aborts_with_one_clear_line(
     """A failed connect at startup must not hang, announce a server, or dump a trace."""
 
     @asynccontextmanager
-    async def unreachable() -> AsyncIterator[None]:
+    async def unreachable() -> AsyncIterator[Deployment]:
         raise RuntimeError("nats://127.0.0.1:1: connection refused")
-        yield  # pragma: no cover
+        yield memory_deployment()  # pragma: no cover
 
     def backends(settings: object) -> serve.Plan:
-        return serve.Plan(lambda: dataclasses.replace(memory_deployment(), lifespan=unreachable),
-                          lambda: [])
+        return serve.Plan(unreachable, lambda: [])
 
     monkeypatch.setattr(serve, "plan_for", backends)
 

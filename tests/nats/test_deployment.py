@@ -1,8 +1,9 @@
 """The NATS deployment: startup (and its failures), the ports on one connection,
-replay protection across instances, readiness, and the lifespan-driven variant."""
+replay protection across instances, readiness, and the bundled nats-server."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import stat
@@ -18,8 +19,8 @@ from roomkeeper.adapters.nats import NatsConnection, open_connection
 from roomkeeper.adapters.nats.bus import NatsBus
 from roomkeeper.adapters.nats.deployment import (
     StartupError,
-    nats_deployment,
     open_nats_deployment,
+    run_bundled_server,
 )
 from roomkeeper.adapters.nats.nonces import NatsNonceStore
 from roomkeeper.adapters.nats.rooms import NatsRoomStore
@@ -40,6 +41,7 @@ from roomkeeper.core import (
     stream_config_for_room,
 )
 from roomkeeper.ports import Deployment
+from tests.conftest import NatsServer
 
 
 def _keyid() -> KeyId:
@@ -101,10 +103,14 @@ async def test_an_unreachable_nats_fails_within_the_timeout_in_one_line() -> Non
     assert "\n" not in message
 
 
-async def test_more_replicas_than_servers_is_a_startup_error(nats_server: object) -> None:
+async def test_more_replicas_than_servers_is_a_startup_error(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
     with pytest.raises(StartupError, match=r"KV buckets.*replicas > 1 not supported"):
-        async with open_nats_deployment(nats_server.url, replicas=3):  # type: ignore[attr-defined]
+        async with open_nats_deployment(nats_server.url, replicas=3):
             pytest.fail("a single server cannot hold three replicas")
+    # The StartupError is the one report: serve prints it as its one line.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_replicas_below_one_are_refused() -> None:
@@ -212,33 +218,12 @@ async def _until_unready(deployment: Deployment) -> None:
             await trio.sleep(0.01)
 
 
-# nats_deployment: connected by its lifespan.
+# The bundled nats-server, as ``roomkeeper serve`` runs it.
 
 
-async def test_a_lifespan_deployment_connects_only_inside_its_lifespan(
-    nats_server: object, nats_conn: NatsConnection
-) -> None:
-    deployment = nats_deployment(nats_server.url)  # type: ignore[attr-defined]
-    assert deployment.lifespan is not None and deployment.streams is not None
-    with pytest.raises(BackendUnavailable) as info:
-        await deployment.rooms.get(_room().id)
-    assert info.value.code == "not_connected"
-
-    async with deployment.lifespan():
-        await deployment.check_ready()
-        await _round_trip(deployment)
-        assert await deployment.nonces.add(_keyid(), "n", time.time() + 60) is True
-        assert await deployment.streams.info("NO_SUCH_STREAM") is None
-
-    with pytest.raises(BackendUnavailable):
-        await deployment.check_ready()
-
-
-async def test_a_lifespan_deployment_runs_the_bundled_server(tmp_path: Path) -> None:
+async def test_the_bundled_server_runs_for_the_block(tmp_path: Path) -> None:
     server = NatsServerProcess(tmp_path)
-    deployment = nats_deployment(server=server, replicas=1)
-    assert deployment.lifespan is not None
-    async with deployment.lifespan():
+    async with run_bundled_server(server), open_nats_deployment(server.url) as deployment:
         assert server.running
         await _round_trip(deployment)
     assert not server.running
@@ -248,18 +233,9 @@ async def test_a_bundled_server_that_cannot_start_is_a_startup_error(tmp_path: P
     broken = tmp_path / "broken-nats-server"
     broken.write_text("#!/bin/sh\necho 'cannot open store' >&2\nexit 3\n")
     broken.chmod(broken.stat().st_mode | stat.S_IXUSR)
-    deployment = nats_deployment(server=NatsServerProcess(tmp_path, binary=broken))
-    assert deployment.lifespan is not None
     with pytest.raises(StartupError, match=r"bundled nats-server(.|\n)*cannot open store"):
-        async with deployment.lifespan():
+        async with run_bundled_server(NatsServerProcess(tmp_path, binary=broken)):
             pytest.fail("started a server that exited")
-
-
-def test_a_lifespan_deployment_needs_exactly_one_target(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
-        nats_deployment()
-    with pytest.raises(ValueError):
-        nats_deployment("nats://127.0.0.1:4222", server=NatsServerProcess(tmp_path))
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ the test's temporary directory. Processes are stopped by pid.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import logging
 import os
 import signal
@@ -29,6 +28,7 @@ from roomkeeper.adapters.memory import memory_deployment
 from roomkeeper.adapters.nats.server import free_port
 from roomkeeper.adapters.serve import Plan, serve_forever
 from roomkeeper.client.signer import RequestSigner
+from roomkeeper.ports import Deployment
 from tests.conftest import NatsServer
 from tests.nats.serve_process import (
     FREE_PORTS,
@@ -199,13 +199,12 @@ async def test_a_second_ctrl_c_during_shutdown_is_noted_and_ignored(
     up, closing, release = trio.Event(), trio.Event(), trio.Event()
 
     @asynccontextmanager
-    async def slow_to_close() -> AsyncIterator[None]:
-        yield
+    async def slow_to_close() -> AsyncIterator[Deployment]:
+        yield memory_deployment()
         closing.set()
         await release.wait()
 
-    deployment = dataclasses.replace(memory_deployment(), lifespan=slow_to_close)
-    plan = Plan(lambda: deployment, lambda: [])
+    plan = Plan(slow_to_close, lambda: [])
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(serve_forever, plan, "127.0.0.1:0", None,

@@ -138,8 +138,7 @@ def test_the_external_address_line_hides_credentials() -> None:
     assert plan.describe() == ["NATS at nats://nats.example:4222 (replicas 1)"]
 
 
-def test_the_memory_plan_carries_replicas_and_limits() -> None:
-    deployment = plan_for(settings("--memory", "--max-msgs", "7")).make_deployment()
-
-    assert deployment.limits == StreamLimits(max_msgs=7)
-    assert deployment.lifespan is None
+async def test_the_memory_plan_carries_replicas_and_limits() -> None:
+    async with plan_for(settings("--memory", "--max-msgs", "7")).open() as deployment:
+        assert deployment.limits == StreamLimits(max_msgs=7)
+        assert deployment.lifespan is None

@@ -17,7 +17,6 @@ with one line on stderr (exit 1), never a hang or a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import enum
 import fcntl
 import logging
@@ -25,7 +24,12 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -39,7 +43,7 @@ from ..core import StreamLimits
 from ..ports import Deployment
 from .http import create_app
 from .memory import memory_deployment
-from .nats.deployment import nats_deployment
+from .nats.deployment import open_nats_deployment, run_bundled_server
 from .nats.server import NatsServerProcess
 from .settings import (
     BIND,
@@ -164,50 +168,57 @@ def _check_combination(args: argparse.Namespace, settings: ServeSettings) -> Non
 # --- what to run ---------------------------------------------------------------------------
 
 
+#: Opens the backends for the duration of a block (inside the Trio run).
+Opener = Callable[[], AbstractAsyncContextManager[Deployment]]
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How to build the backends (called inside the Trio run), and the lines that say
-    where they are, printed once they are up."""
+    """How to open the backends, and the lines that say where they are, printed once
+    they are up."""
 
-    make_deployment: Callable[[], Deployment]
+    open: Opener
     describe: Callable[[], list[str]]
 
 
 def plan_for(settings: ServeSettings) -> Plan:
     if settings.backend is Backend.MEMORY:
         return Plan(
-            partial(memory_deployment, replicas=settings.replicas, limits=settings.limits),
+            partial(_built, partial(memory_deployment, replicas=settings.replicas,
+                                    limits=settings.limits)),
             lambda: ["in-memory deployment: no NATS, nothing is kept after exit"],
         )
-    nats = partial(nats_deployment, replicas=settings.replicas, limits=settings.limits,
+    nats = partial(open_nats_deployment, replicas=settings.replicas, limits=settings.limits,
                    connect_timeout=settings.connect_timeout)
     if settings.backend is Backend.EXTERNAL:
         url = settings.nats_url
+        assert url is not None, "an external backend has a URL"
         return Plan(partial(nats, url),
                     lambda: [f"NATS at {_redacted(url)} (replicas {settings.replicas})"])
     server = NatsServerProcess(settings.data_dir.expanduser().resolve(),
                                port=settings.nats_port, ws_port=settings.ws_port)
-    return Plan(lambda: _one_per_data_dir(nats(server=server), server.data_dir),
-                partial(_describe_bundled, server))
+    return Plan(partial(_bundled, server, nats), partial(_describe_bundled, server))
+
+
+@asynccontextmanager
+async def _built(make: Callable[[], Deployment]) -> AsyncIterator[Deployment]:
+    """A deployment with nothing to open (in memory)."""
+    yield make()
+
+
+@asynccontextmanager
+async def _bundled(
+    server: NatsServerProcess, nats: Callable[[str], AbstractAsyncContextManager[Deployment]]
+) -> AsyncIterator[Deployment]:
+    """The bundled nats-server, with the data directory's lock held around it, and the
+    deployment on it."""
+    with _exclusive(server.data_dir):
+        async with run_bundled_server(server), nats(server.url) as deployment:
+            yield deployment
 
 
 class DataDirInUse(Exception):
     """Another ``roomkeeper serve`` runs on this data directory."""
-
-
-def _one_per_data_dir(deployment: Deployment, data_dir: Path) -> Deployment:
-    """The deployment, its lifespan holding the data directory's lock: two nats-servers
-    on one JetStream store would corrupt it, and nats-server does not check."""
-    inner = deployment.lifespan
-    assert inner is not None, "the bundled deployment starts its server in its lifespan"
-
-    @asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        with _exclusive(data_dir):
-            async with inner():
-                yield
-
-    return dataclasses.replace(deployment, lifespan=lifespan)
 
 
 @contextmanager
@@ -249,21 +260,17 @@ class StartupFailed(Exception):
 
 
 @asynccontextmanager
-async def open_backends(deployment: Deployment) -> AsyncIterator[Deployment]:
-    """Enter the deployment's lifespan here, before the HTTP port opens, so that a
-    backend that cannot be reached stops startup with a clear message instead of a
-    server that announced itself and then died. The app gets the opened deployment
-    without a lifespan of its own; the backends drain after the last request."""
-    if deployment.lifespan is None:
-        yield deployment
-        return
+async def open_backends(plan: Plan) -> AsyncIterator[Deployment]:
+    """Open the backends here, before the HTTP port opens, so that a backend that
+    cannot be reached stops startup with a clear message instead of a server that
+    announced itself and then died. They drain after the last request."""
     async with AsyncExitStack() as stack:
         try:
-            await stack.enter_async_context(deployment.lifespan())
+            deployment = await stack.enter_async_context(plan.open())
         except Exception as exc:
             log.debug("startup failed", exc_info=True)
             raise StartupFailed(" ".join(str(exc).split()) or type(exc).__name__) from exc
-        yield dataclasses.replace(deployment, lifespan=None)
+        yield deployment
 
 
 async def _watch_signals(receiver: AsyncIterable[int], stop: trio.Event) -> None:
@@ -306,7 +313,7 @@ async def serve_forever(
 
 async def _serve(plan: Plan, config: Config, public_authority: str | None, stop: trio.Event,
                  announce: Callable[[str], None]) -> None:
-    async with open_backends(plan.make_deployment()) as deployment:
+    async with open_backends(plan) as deployment:
         app = create_app(deployment, public_authority=public_authority)
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(partial(hypercorn_serve, app, config,
