@@ -91,8 +91,11 @@ class NatsStreamStore:
     fast_replies: bool = True
 
     def __post_init__(self) -> None:
-        # Stream name -> how reads work on it. Touched on the bridge loop only.
+        # Stream name -> how reads work on it, and its last sequence as the latest
+        # info() said (reads.py, "Tail order": a hint, harmless when stale). Touched on
+        # the bridge loop only.
         self._modes: dict[str, ReadMode] = {}
+        self._tails: dict[str, int] = {}
         self._reader = BatchReader(self.conn.client, fast=self.fast_replies)
         if self.fetch_timeout is None:
             self.fetch_timeout = self.conn.request_timeout
@@ -111,7 +114,7 @@ class NatsStreamStore:
 
     async def info(self, name: str) -> StreamState | None:
         with translate_errors(f"info of stream {name}"):
-            return await self.conn.call(_info, self.conn.js, name)
+            return await self.conn.call(self._info, name)
 
     async def fetch(self, name: str, start_seq: int, count: int) -> tuple[StoredMessage, ...]:
         with translate_errors(f"fetch from stream {name}"):
@@ -169,7 +172,8 @@ class NatsStreamStore:
         mode = self._modes.get(name, ReadMode.BATCH)
         if mode is ReadMode.BATCH:
             messages, mode = await self._reader.fetch(
-                name, start_seq, count, self.fetch_timeout or self.conn.request_timeout
+                name, start_seq, count, self.fetch_timeout or self.conn.request_timeout,
+                self._tails.get(name),
             )
             if messages is not None:
                 self._modes[name] = mode
@@ -180,6 +184,14 @@ class NatsStreamStore:
         return await fetch_by_sequence(
             self.conn.js, name, start_seq, count, self.fallback_concurrency
         )
+
+    async def _info(self, name: str) -> StreamState | None:
+        state = await _info(self.conn.js, name)
+        if state is None:
+            self._tails.pop(name, None)
+        else:
+            self._tails[name] = state.last_seq
+        return state
 
     async def _why_no_batch(self, name: str, mode: ReadMode) -> ReadMode:
         """Batch direct get answered "no responders" (or an old server ignored
@@ -202,6 +214,7 @@ class NatsStreamStore:
 
     async def _delete(self, name: str) -> None:
         self._modes.pop(name, None)
+        self._tails.pop(name, None)
         try:
             await self.conn.js.delete_stream(name)
         except nats.js.errors.NotFoundError as exc:
