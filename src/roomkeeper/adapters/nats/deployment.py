@@ -33,7 +33,7 @@ from .bus import NatsBus
 from .errors import translate_errors
 from .nonces import open_nonce_store
 from .rooms import open_room_store
-from .server import NatsServerError, NatsServerProcess
+from .server import DataDirInUse, NatsServerError, NatsServerProcess
 from .streams import NatsStreamStore
 
 __all__ = [
@@ -126,10 +126,22 @@ async def check_ready(conn: NatsConnection) -> None:
 @asynccontextmanager
 async def run_bundled_server(server: NatsServerProcess) -> AsyncIterator[None]:
     """The bundled nats-server for the duration of the block; StartupError (one line,
-    with the reason from its log) when it cannot start. Start and stop block, so they
-    run in a worker thread."""
+    with the reason from its log) when it cannot start.
+
+    It is launched on this thread, the Trio thread, which in ``roomkeeper serve`` is
+    the main thread: that lets the server die with the process (``die_with_parent``).
+    Launching takes milliseconds; waiting for it and stopping it block for longer, so
+    they run in a worker thread."""
     try:
-        await trio.to_thread.run_sync(server.start)
+        try:
+            server.launch()
+            await trio.to_thread.run_sync(server.wait_ready)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(server.stop)
+            raise
+    except DataDirInUse as exc:
+        raise StartupError(str(exc)) from exc
     except NatsServerError as exc:
         raise StartupError(
             f"cannot start the bundled nats-server: {_server_failure(exc)} "
