@@ -8,7 +8,6 @@ stopped the server), 1 when the command failed, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from ..client.keys import Identity, IdentityError
+from ..client.paths import default_identity_path
 from ..client.signer import DEFAULT_LIFETIME, RequestSigner
 from . import cli_chat
 from .serve import add_parser as add_serve_parser
@@ -48,13 +48,6 @@ unless --force is given."""
 
 
 # --- sign and keygen -----------------------------------------------------------------------
-
-
-def default_identity_path() -> Path:
-    if env := os.environ.get("ROOMKEEPER_IDENTITY"):
-        return Path(env)
-    config_home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(config_home) / "roomkeeper" / "identity.json"
 
 
 def _absolute_url(url: str) -> str:

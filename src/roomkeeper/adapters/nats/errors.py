@@ -26,6 +26,8 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
+from roomkeeper.client._natsio import UNAVAILABLE
+from roomkeeper.client.errors import describe
 from roomkeeper.core import BackendUnavailable, NotFound, PayloadTooLarge, RoomkeeperError
 
 __all__ = [
@@ -65,29 +67,6 @@ JS_LIMITS = frozenset(
 )
 
 log = logging.getLogger("roomkeeper.nats")
-
-#: Exceptions that mean "the backend did not answer" rather than "we did something wrong".
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionDrainingError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
-    nats.errors.NoServersError,
-    nats.errors.OutboundBufferLimitError,
-    nats.errors.NoRespondersError,
-    nats.errors.TimeoutError,
-    nats.js.errors.ServiceUnavailableError,
-    TimeoutError,  # asyncio.TimeoutError is the same class on 3.11
-    ConnectionError,
-)
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line description that keeps the exception type (nats-py messages alone are
-    often just "nats: timeout")."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
 
 def check_connected(client: Client) -> None:
     """Fail fast while the client is not connected. nats-py would buffer a request
