@@ -49,11 +49,6 @@ _API = "$JS.API"
 def stream_config(spec: StreamSpec) -> StreamConfig:
     """The one translation of a StreamSpec into a JetStream stream config (R8: the spec
     itself comes from ``core.stream_config_for_room``)."""
-    max_age = spec.limits.max_age_seconds or 0.0  # None and 0 both mean unlimited
-    window = spec.duplicate_window_seconds
-    if max_age:
-        # The server rejects a duplicate window longer than max_age.
-        window = min(window, max_age)
     return StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
@@ -61,10 +56,12 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         retention=RetentionPolicy(spec.retention),
         discard=DiscardPolicy(spec.discard),
         allow_direct=spec.allow_direct,
-        duplicate_window=window,
+        # The core already cut the window to max_age, which the server insists on.
+        duplicate_window=spec.duplicate_window_seconds,
         num_replicas=spec.replicas,
-        max_age=max_age,
-        max_msgs=spec.limits.max_msgs or -1,  # 0 is unlimited too, as the server reads it
+        # JetStream spells "unlimited" 0 for max_age and -1 for max_msgs.
+        max_age=spec.limits.max_age_seconds or 0.0,
+        max_msgs=spec.limits.max_msgs or -1,
     )
 
 
