@@ -57,6 +57,7 @@ def _check_results(report: Any, datasets: int, repeats: int) -> None:
         assert all(v > 0 for row in rows for v in row.values() if isinstance(v, float))
 
 
+@pytest.mark.slow  # about 9 s: a whole fill-and-measure run, kept out of the unit suite
 def test_smoke_run_writes_markdown_json_and_png_with_positive_figures(tmp_path: Path) -> None:
     report = _run_harness("smoke", tmp_path, timeout=60)
     _check_results(report, datasets=len(SMOKE.datasets), repeats=SMOKE.repeats)
