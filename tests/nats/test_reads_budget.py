@@ -220,3 +220,57 @@ async def test_a_round_whose_replies_stop_times_out(
             await store.fetch(stream_name, 1, 8)
     finally:
         await nats_conn.bridge.call(sub.unsubscribe)
+
+
+def test_a_holder_and_a_waiter_cancelled_together_give_everything_back() -> None:
+    async def scenario() -> tuple[int, int, bool]:
+        budget = ByteBudget(10)
+        held = asyncio.Event()
+
+        async def holder(weight: int) -> None:
+            async with budget.hold(weight):
+                held.set()
+                await asyncio.Event().wait()
+
+        first = asyncio.ensure_future(holder(10))
+        await held.wait()
+        waiter = asyncio.ensure_future(holder(5))
+        await asyncio.sleep(0)
+        first.cancel()  # both in the same tick: the waiter's future is cancelled at
+        waiter.cancel()  # once, before the holder's release tries to grant it
+        results = await asyncio.gather(first, waiter, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+        in_use, queued = budget.in_use, len(budget._queue)
+        try:
+            async with asyncio.timeout(1):
+                async with budget.hold(10):
+                    got_it = True
+        except TimeoutError:
+            got_it = False
+        return in_use, queued, got_it
+
+    assert asyncio.run(scenario()) == (0, 0, True)
+
+
+def test_tail_parts_cancelled_together_give_everything_back() -> None:
+    async def scenario() -> tuple[int, int]:
+        budget = ByteBudget(10)
+        started = asyncio.Event()
+
+        async def part(weight: int) -> None:
+            async with budget.hold(weight):
+                started.set()
+                await asyncio.Event().wait()
+
+        async def fetch() -> None:  # fetch() gathers its tail parts like this
+            await asyncio.gather(*(part(w) for w in (6, 6, 6, 3)))
+
+        task = asyncio.ensure_future(fetch())
+        await started.wait()
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return budget.in_use, len(budget._queue)
+
+    assert asyncio.run(scenario()) == (0, 0)

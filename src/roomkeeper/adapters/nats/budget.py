@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 __all__ = ["ByteBudget"]
 
@@ -43,7 +43,10 @@ class ByteBudget:
             if waiter.done() and not waiter.cancelled():
                 self._release(weight)  # granted just as we were cancelled
             else:
-                self._queue.remove(entry)
+                # Task.cancel() cancels the future at once; _grant() may already have
+                # dropped the entry (without taking its weight) before we got here.
+                with suppress(ValueError):
+                    self._queue.remove(entry)
                 self._grant()  # we may have been the head that blocked others
             raise
 
@@ -56,7 +59,13 @@ class ByteBudget:
         self._grant()
 
     def _grant(self) -> None:
-        while self._queue and self.in_use + self._queue[0][0] <= self.capacity:
-            weight, waiter = self._queue.popleft()
+        while self._queue:
+            weight, waiter = self._queue[0]
+            if waiter.done():  # cancelled, its task not yet run: it takes nothing
+                self._queue.popleft()
+                continue
+            if self.in_use + weight > self.capacity:
+                return
+            self._queue.popleft()
             self._take(weight)
             waiter.set_result(None)
