@@ -71,7 +71,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from roomkeeper.core import StoredMessage
+from roomkeeper.core import BackendUnavailable, StoredMessage
 
 from .budget import ByteBudget
 from .replies import has_header, route_raw, stored_sequence
@@ -150,6 +150,13 @@ class _Round:
 
     def fail(self, exc: Exception) -> None:
         # Surfaced in the waiting read, never in nats-py's read loop or error callback.
+        # A reply we cannot parse (a non-numeric Status or Nats-Sequence, BadReply) is
+        # the backend's fault, not the client's: a 503, not a 500.
+        if isinstance(exc, ValueError):
+            failure = BackendUnavailable(f"a malformed JetStream batch reply: {exc}",
+                                         code="jetstream_error")
+            failure.__cause__ = exc
+            exc = failure
         if not self.done.done():
             self.done.set_exception(exc)
 
