@@ -20,7 +20,7 @@ from roomkeeper.adapters.nats import NatsConnection, reads
 from roomkeeper.adapters.nats.reads import BatchReader, ByteBudget
 from roomkeeper.adapters.nats.streams import NatsStreamStore
 from roomkeeper.core import BackendUnavailable, StoredMessage
-from tests.nats.test_streams import spec_for
+from tests.nats.test_streams import filled, spec_for
 
 KIB = 1024
 
@@ -158,6 +158,38 @@ async def test_eight_concurrent_pages_of_64_kib_frames_all_succeed(
                 nursery.start_soon(one)
     assert sizes == [1000] * 8
     assert nats_conn.client.is_connected  # not dropped as a slow consumer
+
+
+class RecordingBudget(ByteBudget):
+    """A ByteBudget that remembers every weight asked of it."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.asked: list[int] = []
+
+    def hold(self, weight: int) -> Any:
+        self.asked.append(weight)
+        return super().hold(weight)
+
+
+async def test_newest_pages_book_no_more_than_their_messages_can_take(
+    nats_conn: NatsConnection, stream_name: str
+) -> None:
+    # A newest page of a small stream is three parts, two of one message each: each
+    # books at most its messages' worst case, so concurrent newest pages fit side by
+    # side in the budget instead of queueing behind each other.
+    store = NatsStreamStore(nats_conn)
+    await filled(store, spec_for(stream_name), 10)
+    reader = BatchReader(nats_conn.client)
+    budget = RecordingBudget(reads.IN_FLIGHT_BYTES)
+    reader.budget = budget
+    page, _ = await nats_conn.call(reader.fetch, stream_name, 1, 10, 2.0, 10)
+    assert page == tuple(StoredMessage(n, b"m%d" % n) for n in range(1, 11))
+    per_message = nats_conn.client.max_payload + reads.REPLY_OVERHEAD
+    assert len(budget.asked) == 3
+    assert budget.asked[1] <= per_message and budget.asked[2] <= per_message
+    assert budget.asked[0] <= 9 * per_message
+    assert 2 * sum(budget.asked) <= reads.IN_FLIGHT_BYTES  # two pages hold it at once
 
 
 # --- timeouts: silence, not size -----------------------------------------------------------

@@ -30,8 +30,8 @@ Bytes in flight. The server queues replies for a connection until it reads them,
 drops a connection with more than its max_pending (64 MiB by default) queued as a slow
 consumer: eight concurrent pages of 1000 x 64 KiB frames did exactly that, and every
 read timed out. So a round first takes its worst case (``max_bytes``, one more message
-of the largest size the server accepts, and the headers of every message it may
-return) from the reader's ``IN_FLIGHT_BYTES`` budget, and gives it back when its EOB
+of the largest size the server accepts, or as many of those as it asks for if that
+is less, and the headers of every message it may return) from the reader's ``IN_FLIGHT_BYTES`` budget, and gives it back when its EOB
 is in. Rounds beyond the budget queue, in order, rather than fail; a page's rounds
 and concurrent pages interleave under it.
 
@@ -244,10 +244,15 @@ class BatchReader:
             self._prefix, self._sub = prefix + ".", sub
 
     async def _round(self, name: str, seq: int, end: int, round_timeout: float) -> _Round:
-        max_bytes = BATCH_MAX_BYTES
-        request = {"seq": seq, "batch": end - seq, "up_to_seq": end - 1,
+        count, max_payload = end - seq, self._client.max_payload
+        # No round returns more than max_bytes and one more message, nor more than
+        # ``count`` messages of the largest size the server accepts: a part of one
+        # message (see "Tail order") books one message, not max_bytes.
+        stored = min(BATCH_MAX_BYTES + max_payload, count * max_payload)
+        max_bytes = min(BATCH_MAX_BYTES, stored)
+        request = {"seq": seq, "batch": count, "up_to_seq": end - 1,
                    "max_bytes": max_bytes}
-        worst = max_bytes + self._client.max_payload + (end - seq) * REPLY_OVERHEAD
+        worst = stored + count * REPLY_OVERHEAD
         async with self.budget.hold(worst):
             reply = f"{self._prefix}{next(self._ids)}"
             key = reply.encode()
