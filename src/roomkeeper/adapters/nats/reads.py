@@ -32,8 +32,9 @@ consumer: eight concurrent pages of 1000 x 64 KiB frames did exactly that, and e
 read timed out. So a round first takes its worst case (``max_bytes``, one more message
 of the largest size the server accepts, or as many of those as it asks for if that
 is less, and the headers of every message it may return) from the reader's
-``IN_FLIGHT_BYTES`` budget, and gives it back when its EOB is in. Rounds beyond the budget queue, in order, rather than fail; a page's rounds
-and concurrent pages interleave under it.
+``IN_FLIGHT_BYTES`` budget, and gives it back when its EOB is in. Rounds beyond the
+budget queue, in order, rather than fail; a page's rounds and concurrent pages
+interleave under it.
 
 Timeouts are per round and count silence, not size: a round fails once a whole
 ``round_timeout`` window went by without one of its replies (so between one and two
