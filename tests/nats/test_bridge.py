@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import nats.errors
 import pytest
 import trio
+from nats.aio.client import Client
 
 from roomkeeper.adapters.nats import NatsBridge, NatsConnection, open_bridge, open_connection
 from roomkeeper.core import BackendUnavailable
@@ -246,3 +247,36 @@ async def _subscribe_and_wait(conn: NatsConnection, subject: str, scope: trio.Ca
             if entered is not None:
                 entered.append(True)
             await trio.sleep_forever()
+
+
+def test_a_cancelled_connect_closes_its_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A connect cancelled on a long-lived bridge must not leave nats-py's connect and
+    # reconnect tasks running.
+    from roomkeeper.adapters.nats import bridge as bridge_module
+
+    made: list[Client] = []
+
+    class Recording(Client):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(bridge_module, "Client", Recording)
+
+    async def scenario() -> tuple[bool, set[asyncio.Task[object]]]:
+        connecting = asyncio.ensure_future(
+            bridge_module._connect("nats://127.0.0.1:1", "test", 30))
+        await asyncio.sleep(0.3)
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        await asyncio.sleep(0.1)
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:  # leave nothing behind even when the test fails
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        return made[0].is_closed, others
+
+    closed, left = asyncio.run(scenario())
+    assert closed
+    assert not left

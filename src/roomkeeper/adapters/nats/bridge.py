@@ -181,5 +181,9 @@ async def _connect(url: str, name: str, deadline: float) -> Client:
             f"could not connect to NATS at {url} within {deadline:g}s: {cause}",
             code="nats_connect_failed",
         ) from exc
+    except BaseException:
+        # Cancelled: without a close nats-py's connect and reconnect tasks run on.
+        await client.close()
+        raise
     connected = True
     return client
