@@ -17,30 +17,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ...client._natsio import publish_flushed
-from .bridge import DEFAULT_SUBSCRIPTION_BUFFER, BridgedSubscription, NatsConnection
+from ...client.nats import LiveFrames
+from .bridge import DEFAULT_SUBSCRIPTION_BUFFER, NatsConnection
 from .errors import translate_errors
 
-__all__ = ["NatsBus", "Subscription"]
-
-
-class Subscription:
-    """The payloads published on one subject, in order. ``dropped`` counts frames the
-    bridge dropped because this subscriber fell ``buffer`` frames behind."""
-
-    def __init__(self, bridged: BridgedSubscription) -> None:
-        self._bridged = bridged
-
-    @property
-    def dropped(self) -> int:
-        return self._bridged.dropped
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> bytes:
-        msg = await self._bridged.receive()
-        data: bytes = msg.data
-        return data
+__all__ = ["NatsBus"]
 
 
 class NatsBus:
@@ -55,7 +36,8 @@ class NatsBus:
             await self._conn.call(publish_flushed, self._conn.client, subject, data)
 
     @asynccontextmanager
-    async def subscribe(self, subject: str) -> AsyncIterator[Subscription]:
+    async def subscribe(self, subject: str) -> AsyncIterator[LiveFrames]:
         bridge = self._conn.bridge
         async with bridge.subscribe(self._conn.client, subject, buffer=self._buffer) as sub:
-            yield Subscription(sub)
+            # The client's reader: it counts drops and ends when the subscription does.
+            yield LiveFrames(sub)
