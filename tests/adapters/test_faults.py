@@ -14,24 +14,9 @@ from roomkeeper.core import (
     new_room_id,
 )
 from roomkeeper.ports import Deployment
-from tests.fakes import Call, CallLog, Faults, ManualClock, memory_deployment, wrap_deployment
+from tests.fakes import Call, CallLog, Faults, memory_deployment, wrap_deployment
 
 ALICE = encode_keyid(b"\x01" * 32)
-
-
-@pytest.fixture
-def faults() -> Faults:
-    return Faults()
-
-
-@pytest.fixture
-def log() -> CallLog:
-    return CallLog()
-
-
-@pytest.fixture
-def deployment(faults: Faults, log: CallLog) -> Deployment:
-    return wrap_deployment(memory_deployment(clock=ManualClock()), faults, log)
 
 
 async def add(deployment: Deployment, nonce: str) -> bool:

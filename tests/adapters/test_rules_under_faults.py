@@ -24,26 +24,11 @@ from roomkeeper.core import (
 )
 from roomkeeper.core import create_room as create_room_machine
 from roomkeeper.ports import Deployment
-from tests.fakes import CallLog, Faults, ManualClock, memory_deployment, wrap_deployment
+from tests.fakes import CallLog, Faults, memory_deployment, wrap_deployment
 
 ALICE = encode_keyid(b"\x01" * 32)
 ROOM_ID = new_room_id(b"\x07" * 16)
 STREAM = stream_name_for_room(ROOM_ID)
-
-
-@pytest.fixture
-def faults() -> Faults:
-    return Faults()
-
-
-@pytest.fixture
-def log() -> CallLog:
-    return CallLog()
-
-
-@pytest.fixture
-def deployment(faults: Faults, log: CallLog) -> Deployment:
-    return wrap_deployment(memory_deployment(clock=ManualClock()), faults, log)
 
 
 async def create_room(deployment: Deployment, mode: Mode = Mode.MATRIX) -> Room:
