@@ -25,6 +25,7 @@ from roomkeeper.core import (
     verify_request,
 )
 from roomkeeper.core._signing import signature_base_for
+from tests.core.signing_checks import accepts, refuses
 from tests.signing_cases import (
     AUTHORITY,
     KEYID,
@@ -182,17 +183,6 @@ def test_sha512_both_digests_and_surrounding_whitespace_are_accepted(
 
 
 # --- what is accepted --------------------------------------------------------------
-
-
-def accepts(case: SignedCase, now: float = NOW) -> VerifiedSignature:
-    return verify_request(case.to_signed_request(), now)
-
-
-def refuses(case: SignedCase, now: float = NOW) -> str:
-    with pytest.raises(Unauthorized) as info:
-        verify_request(case.to_signed_request(), now)
-    assert info.value.code == "unauthorized" and info.value.status == 401
-    return info.value.message
 
 
 def test_a_valid_case_is_accepted_and_says_who_signed_it() -> None:

@@ -12,7 +12,8 @@ import nacl.signing
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from roomkeeper.core import Unauthorized, VerifiedSignature, signature_base, verify_request
+from roomkeeper.core import Unauthorized, signature_base, verify_request
+from tests.core.signing_checks import accepts, refuses
 from tests.signing_cases import (
     AUTHORITY,
     BAD_CASES,
@@ -29,19 +30,6 @@ from tests.signing_cases import (
     mixed_order_key,
     signature_for,
 )
-
-
-def accepts(case: SignedCase, now: float = NOW) -> VerifiedSignature:
-    return verify_request(case.to_signed_request(), now)
-
-
-def refuses(case: SignedCase, now: float = NOW) -> str:
-    """The log message; the error itself is always the same 401."""
-    with pytest.raises(Unauthorized) as info:
-        verify_request(case.to_signed_request(), now)
-    assert info.value.code == "unauthorized" and info.value.status == 401
-    return info.value.message
-
 
 # --- every shared bad case is one 401 ------------------------------------------------
 
